@@ -1,0 +1,3 @@
+from voxfleet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""Calls and their turns: what a conversation is, independent of storage."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class CallStatus(StrEnum):
+    CREATED = "created"  # the API created it; no caller socket yet
+    ACTIVE = "active"  # a caller is connected
+    ENDED = "ended"
+
+
+class EndReason(StrEnum):
+    CALLER_ENDED = "caller_ended"  # the client sent {"type": "end"}
+    CALLER_DISCONNECTED = "caller_disconnected"  # the socket closed without "end"
+    FLOOD = "flood"  # the client sent audio faster than real time
+    MAX_DURATION = "max_duration"
+    AGENT_ERROR = "agent_error"
+    NO_AGENT = "no_agent"  # no agent attached in time
+    NEVER_CONNECTED = "never_connected"  # the token expired unused
+    SERVER_SHUTDOWN = "server_shutdown"
+
+
+class Speaker(StrEnum):
+    USER = "user"
+    AGENT = "agent"
+
+
+def new_call_id() -> str:
+    """A URL-safe, unguessable call (room) id."""
+    return "c_" + secrets.token_urlsafe(12)
+
+
+@dataclass(slots=True)
+class LatencyMarks:
+    """Wall-clock instants (epoch seconds) along one reply, from the caller's last
+    word to the first audio frame of the answer leaving the agent."""
+
+    speech_end: float | None = None
+    stt_done: float | None = None
+    llm_first_token: float | None = None
+    tts_first_audio: float | None = None
+    first_audio_sent: float | None = None
+
+    def as_ms_from_speech_end(self) -> dict[str, float]:
+        """Each mark as milliseconds after the end of the caller's speech."""
+        if self.speech_end is None:
+            return {}
+        out: dict[str, float] = {}
+        for name in ("stt_done", "llm_first_token", "tts_first_audio", "first_audio_sent"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = round((value - self.speech_end) * 1000.0, 1)
+        return out
+
+
+@dataclass(slots=True)
+class Turn:
+    call_id: str
+    seq: int
+    speaker: Speaker
+    text: str
+    started_at: float
+    ended_at: float
+    interrupted: bool = False
+    marks: LatencyMarks = field(default_factory=LatencyMarks)

@@ -1,0 +1,49 @@
+"""Conversation state of one room: everything another agent process needs to
+carry the call on. It lives outside the pipeline object (a RoomStateStore keeps
+it), is saved at every change and serialises to JSON for Redis."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class HistoryItem(BaseModel):
+    role: Literal["user", "agent"]
+    text: str
+
+
+class ConversationState(BaseModel):
+    room_id: str
+    profile: str
+    greeted: bool = False
+    history: list[HistoryItem] = Field(default_factory=list)
+    next_seq: int = 0
+    # A caller utterance that was committed but not yet answered; a new agent that
+    # resumes the room answers it instead of waiting for the caller to repeat it.
+    pending_user_text: str | None = None
+    version: int = 0
+
+    def take_seq(self) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    def add_user(self, text: str) -> None:
+        self.history.append(HistoryItem(role="user", text=text))
+
+    def add_agent(self, text: str) -> None:
+        if text:
+            self.history.append(HistoryItem(role="agent", text=text))
+
+    def recent(self, max_items: int) -> list[HistoryItem]:
+        """The tail of the history, merging consecutive items of one role (a caller
+        who spoke again before the agent answered)."""
+        merged: list[HistoryItem] = []
+        for item in self.history[-max_items:]:
+            if merged and merged[-1].role == item.role:
+                merged[-1] = HistoryItem(role=item.role, text=f"{merged[-1].text} {item.text}")
+            else:
+                merged.append(item)
+        return merged

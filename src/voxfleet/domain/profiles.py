@@ -1,0 +1,78 @@
+"""Agent profiles: who the agent is (prompt, greeting, voice, generation settings).
+
+Profiles come from a TOML file; the built-in one ships with the package.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from voxfleet.errors import ConfigError
+
+
+class GenerationSettings(BaseModel):
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(60, ge=1, le=1024)
+    history_turns: int = Field(8, ge=0, le=64)
+
+
+class Profile(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    title: str = ""
+    system_prompt: str = Field(min_length=1)
+    greeting: str = ""
+    voice: str = "joe"
+    speaking_rate: float = Field(1.0, ge=0.5, le=2.0)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+
+
+class Profiles:
+    def __init__(self, profiles: dict[str, Profile], default: str) -> None:
+        if default not in profiles:
+            raise ConfigError(f"default_profile: no profile named {default!r}")
+        self._profiles = profiles
+        self.default = default
+
+    def get(self, name: str | None) -> Profile | None:
+        return self._profiles.get(name or self.default)
+
+    def names(self) -> list[str]:
+        return sorted(self._profiles)
+
+
+def parse_profiles(text: str, source: str) -> dict[str, Profile]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from e
+    raw = data.get("profile")
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{source}: expected one or more [profile.<name>] tables")
+    profiles: dict[str, Profile] = {}
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: profile.{name} must be a table")
+        try:
+            profiles[name] = Profile.model_validate({"name": name, **body})
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{source}: profile.{name}.{where}: {first['msg']}") from e
+    return profiles
+
+
+def load_profiles(path: Path | None, default: str) -> Profiles:
+    """Profiles from ``path``, or the built-in ones when ``path`` is None."""
+    if path is None:
+        text = files("voxfleet").joinpath("profiles.toml").read_text(encoding="utf-8")
+        return Profiles(parse_profiles(text, "built-in profiles.toml"), default)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"profiles_file: cannot read {path}: {e.strerror}") from e
+    return Profiles(parse_profiles(text, str(path)), default)

@@ -1,0 +1,81 @@
+"""Structured logging: fixed message text, values in fields.
+
+``log.info("call created", call_id=..., profile=...)``. Transcripts and caller
+audio are personal data and never go into logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        fields = getattr(record, "fields", {})
+        tail = " ".join(f"{k}={v}" for k, v in fields.items())
+        line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        if tail:
+            line = f"{line}  {tail}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+class Logger:
+    """A thin wrapper so call sites pass fields as keywords."""
+
+    def __init__(self, name: str) -> None:
+        self._log = logging.getLogger(name)
+
+    def _emit(self, level: int, msg: str, exc: bool, fields: dict[str, Any]) -> None:
+        if self._log.isEnabledFor(level):
+            self._log.log(level, msg, exc_info=exc, extra={"fields": fields}, stacklevel=3)
+
+    def debug(self, msg: str, **fields: Any) -> None:
+        self._emit(logging.DEBUG, msg, False, fields)
+
+    def info(self, msg: str, **fields: Any) -> None:
+        self._emit(logging.INFO, msg, False, fields)
+
+    def warning(self, msg: str, **fields: Any) -> None:
+        self._emit(logging.WARNING, msg, False, fields)
+
+    def error(self, msg: str, **fields: Any) -> None:
+        self._emit(logging.ERROR, msg, False, fields)
+
+    def exception(self, msg: str, **fields: Any) -> None:
+        self._emit(logging.ERROR, msg, True, fields)
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _ConsoleFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("uvicorn.access", "httpx", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

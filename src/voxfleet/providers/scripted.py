@@ -1,0 +1,109 @@
+"""Scripted providers with set timings: real subclasses of the provider bases,
+so the pipeline, the dispatch and the failover logic can be tested fast and
+deterministically, in-process or in real agent processes.
+
+The VAD is a plain energy detector, so test audio is simply tone (speech) and
+silence. The STT names the utterance by its length ("utterance 1.2 seconds"),
+which lets a test check that each thing the caller said arrived exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+
+import numpy as np
+
+from voxfleet.providers.base import (
+    LLM,
+    STT,
+    TTS,
+    VAD,
+    ChatMessage,
+    Float32Array,
+    GenerationParams,
+    Providers,
+    VADStream,
+)
+
+
+class _EnergyStream(VADStream):
+    window = 512
+
+    def __init__(self, threshold: float) -> None:
+        self._threshold = threshold
+
+    def probability(self, window: Float32Array) -> float:
+        rms = float(np.sqrt(np.mean(np.square(window)))) if len(window) else 0.0
+        return 1.0 if rms >= self._threshold else 0.0
+
+
+class EnergyVAD(VAD):
+    name = "energy"
+
+    def __init__(self, threshold: float = 0.02) -> None:
+        self._threshold = threshold
+
+    def stream(self) -> VADStream:
+        return _EnergyStream(self._threshold)
+
+
+class ScriptedSTT(STT):
+    name = "scripted-stt"
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+
+    async def _transcribe(self, audio: Float32Array) -> str:
+        await asyncio.sleep(self.delay)
+        voiced = _voiced_seconds(audio)
+        return f"utterance {voiced:.1f} seconds" if voiced > 0 else ""
+
+
+def _voiced_seconds(audio: Float32Array, rate: int = 16000) -> float:
+    """Seconds of tone in ``audio``, to a tenth, counted in 10 ms blocks."""
+    block = rate // 100
+    blocks = len(audio) // block
+    if blocks == 0:
+        return 0.0
+    energy = np.sqrt(np.mean(np.square(audio[: blocks * block].reshape(blocks, block)), axis=1))
+    return round(float(np.count_nonzero(energy >= 0.02)) / 100, 1)
+
+
+class ScriptedLLM(LLM):
+    name = "scripted-llm"
+
+    def __init__(self, first_token: float = 0.05, per_token: float = 0.01) -> None:
+        self.first_token = first_token
+        self.per_token = per_token
+
+    async def _stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams
+    ) -> AsyncGenerator[str, None]:
+        heard = messages[-1].content
+        turn = sum(1 for m in messages if m.role == "user")
+        words = f"You said {heard}, that is turn {turn}. Thanks, I got it.".split(" ")
+        await asyncio.sleep(self.first_token)
+        for i, word in enumerate(words[: params.max_tokens]):
+            if i:
+                await asyncio.sleep(self.per_token)
+            yield word if i == 0 else " " + word
+
+
+class ScriptedTTS(TTS):
+    """A 300 Hz tone, 60 ms per character, after a set delay."""
+
+    name = "scripted-tts"
+
+    def __init__(self, delay: float = 0.03, sample_rate: int = 16000) -> None:
+        self.delay = delay
+        self.sample_rate = sample_rate
+
+    async def _synthesize(self, text: str, rate: float) -> bytes:
+        await asyncio.sleep(self.delay)
+        samples = int(self.sample_rate * 0.06 * len(text) / rate)
+        t = np.arange(samples) / self.sample_rate
+        return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
+
+
+def scripted_providers() -> Providers:
+    return Providers(vad=EnergyVAD(), stt=ScriptedSTT(), llm=ScriptedLLM(), tts=ScriptedTTS())

@@ -1,0 +1,78 @@
+"""Buffered, retrying writer of finished turns to the store.
+
+A call never waits on the database: turns queue here and are written in the
+background; when the database is unreachable they stay queued and are retried
+with backoff, so none are lost while the process lives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from voxfleet.domain.calls import Turn
+from voxfleet.errors import VoxfleetError
+from voxfleet.observability.logging import get_logger
+from voxfleet.pipeline.session import TurnSink
+from voxfleet.store.repository import CallStore
+
+log = get_logger(__name__)
+
+
+class StoreTurnSink(TurnSink):
+    def __init__(self, store: CallStore, max_backoff: float = 5.0) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[Turn] = asyncio.Queue()
+        self._max_backoff = max_backoff
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def record(self, turn: Turn) -> None:
+        self._idle.clear()
+        self._queue.put_nowait(turn)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="turn-sink")
+
+    async def _run(self) -> None:
+        while True:
+            turn = await self._queue.get()
+            backoff = 0.1
+            while True:
+                try:
+                    await self._store.add_turn(turn)
+                    break
+                except VoxfleetError as e:
+                    if not e.retryable:
+                        log.error(
+                            "turn dropped", call_id=turn.call_id, seq=turn.seq, error=e.message
+                        )
+                        break
+                    log.warning("store unavailable, turn kept for retry", call_id=turn.call_id)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._max_backoff)
+                except Exception:
+                    log.exception("turn could not be written", call_id=turn.call_id, seq=turn.seq)
+                    break
+            if self._queue.empty():
+                self._idle.set()
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every recorded turn is written; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await self.flush(timeout)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,293 @@
+"""The WebSocket media edge: relays between one caller's socket and the bus.
+
+Caller frames are checked (token, framing, size, rate) and published to
+``room/{id}/up``; whatever the serving agent publishes to ``room/{id}/down`` is
+forwarded to the socket. The caller never addresses an agent, so the agent
+behind a room can change while the socket stays open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voxfleet.bus.base import Bus, room_down, room_up
+from voxfleet.bus.messages import (
+    Audio,
+    Control,
+    MalformedMessage,
+    decode,
+    encode_audio,
+    encode_control,
+)
+from voxfleet.dispatch.base import RoomJob, RoomQueue
+from voxfleet.domain.calls import CallStatus, EndReason
+from voxfleet.errors import AuthError
+from voxfleet.observability.logging import get_logger
+from voxfleet.observability.metrics import (
+    CALLS_ENDED,
+    EDGE_BAD_FRAMES,
+    EDGE_FRAMES,
+    EDGE_SOCKETS,
+)
+from voxfleet.store.repository import CallStore
+from voxfleet.transport.ratelimit import AudioRateLimit
+from voxfleet.transport.tokens import MediaTokens
+
+log = get_logger(__name__)
+
+INPUT_RATE = 16000
+MAX_FRAME_MS = 200
+MAX_FRAME_BYTES = INPUT_RATE * MAX_FRAME_MS // 1000 * 2
+MAX_TEXT_CHARS = 4096
+CLIENT_TYPES = {"state", "transcript", "interrupt", "error"}
+
+CLOSE_NORMAL = 1000
+CLOSE_INTERNAL = 1011
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_CONFLICT = 4409
+CLOSE_FLOOD = 4429
+CLOSE_NO_AGENT = 4503
+
+_CLOSE_FOR_REASON = {
+    EndReason.FLOOD: CLOSE_FLOOD,
+    EndReason.AGENT_ERROR: CLOSE_INTERNAL,
+    EndReason.SERVER_SHUTDOWN: CLOSE_INTERNAL,
+    EndReason.NO_AGENT: CLOSE_NO_AGENT,
+}
+
+
+@dataclass(slots=True, frozen=True)
+class EdgeLimits:
+    sample_rate: int  # agent audio rate announced in "ready"
+    attach_timeout: float = 30.0
+    max_call_seconds: float = 1800.0
+
+
+class _CallSocket:
+    """One caller's socket: serialised sends, and the end reason once known."""
+
+    def __init__(self, ws: WebSocket, call_id: str) -> None:
+        self.ws = ws
+        self.call_id = call_id
+        self.ready = False
+        self._send_lock = asyncio.Lock()
+        self.ended = asyncio.Event()
+        self.reason: EndReason | None = None
+
+    def end(self, reason: EndReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.ended.set()
+
+    @property
+    def open(self) -> bool:
+        return (
+            self.ws.application_state == WebSocketState.CONNECTED
+            and self.ws.client_state == WebSocketState.CONNECTED
+        )
+
+    async def send_json(self, body: dict[str, Any]) -> None:
+        await self._send(text=json.dumps(body, separators=(",", ":")))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._send(data=data)
+
+    async def _send(self, text: str | None = None, data: bytes | None = None) -> None:
+        async with self._send_lock:
+            if not self.open:
+                return
+            try:
+                if text is not None:
+                    await self.ws.send_text(text)
+                elif data is not None:
+                    await self.ws.send_bytes(data)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.end(EndReason.CALLER_DISCONNECTED)
+
+    async def error(self, code: str, message: str) -> None:
+        EDGE_BAD_FRAMES.labels(code).inc()
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+
+class MediaEdge:
+    def __init__(
+        self,
+        bus: Bus,
+        queue: RoomQueue,
+        store: CallStore,
+        tokens: MediaTokens,
+        limits: EdgeLimits,
+    ) -> None:
+        self._bus = bus
+        self._queue = queue
+        self._store = store
+        self._tokens = tokens
+        self._limits = limits
+
+    async def serve(self, ws: WebSocket, call_id: str, token: str | None) -> None:
+        await ws.accept()
+        if not token:
+            await ws.close(
+                CLOSE_BAD_REQUEST, "token: missing; use the media_url from POST /api/calls"
+            )
+            return
+        try:
+            self._tokens.verify(token, call_id, time.time())
+        except AuthError as e:
+            code = CLOSE_FORBIDDEN if e.code == "token_foreign" else CLOSE_UNAUTHORIZED
+            await ws.close(code, e.message)
+            return
+        call = await self._store.get_call(call_id)
+        if call is None:
+            await ws.close(CLOSE_NOT_FOUND, "call: no such call")
+            return
+        if call.status is not CallStatus.CREATED or not await self._store.mark_active(
+            call_id, time.time()
+        ):
+            await ws.close(CLOSE_CONFLICT, "call: already ended or already connected")
+            return
+        EDGE_SOCKETS.inc()
+        try:
+            await self._relay(_CallSocket(ws, call_id), call.profile)
+        finally:
+            EDGE_SOCKETS.dec()
+
+    async def _relay(self, sock: _CallSocket, profile: str) -> None:
+        call_id = sock.call_id
+        log.info("caller connected", call_id=call_id)
+        down = await self._bus.subscribe(room_down(call_id))
+        try:
+            await self._queue.put(
+                RoomJob(room_id=call_id, profile=profile, enqueued_at=time.time())
+            )
+            async with asyncio.TaskGroup() as tg:
+                reader = tg.create_task(self._from_caller(sock), name=f"edge:{call_id}:in")
+                writer = tg.create_task(self._to_caller(sock, down), name=f"edge:{call_id}:out")
+                try:
+                    async with asyncio.timeout(self._limits.max_call_seconds):
+                        await sock.ended.wait()
+                except TimeoutError:
+                    sock.end(EndReason.MAX_DURATION)
+                reader.cancel()
+                writer.cancel()
+        finally:
+            await down.close()
+            reason = sock.reason or EndReason.CALLER_DISCONNECTED
+            await self._bus.publish(room_up(call_id), encode_control("hangup", reason=reason.value))
+            await self._finish(sock, reason)
+
+    async def _finish(self, sock: _CallSocket, reason: EndReason) -> None:
+        CALLS_ENDED.labels(reason.value).inc()
+        log.info("call ended", call_id=sock.call_id, reason=reason.value)
+        try:
+            await self._store.end_call(sock.call_id, reason, time.time())
+        except Exception:
+            log.exception("could not record call end", call_id=sock.call_id)
+        if sock.open and reason is not EndReason.CALLER_DISCONNECTED:
+            await sock.send_json({"type": "ended", "reason": reason.value})
+            code = _CLOSE_FOR_REASON.get(reason, CLOSE_NORMAL)
+            with contextlib.suppress(RuntimeError, OSError):
+                await sock.ws.close(code, reason.value)
+
+    async def _to_caller(self, sock: _CallSocket, down: Any) -> None:
+        try:
+            async with asyncio.timeout(self._limits.attach_timeout):
+                while True:
+                    message = await down.get()
+                    if message is None:
+                        return
+                    decoded = decode(message)
+                    if isinstance(decoded, Control) and decoded.type == "attached":
+                        break
+        except TimeoutError:
+            sock.end(EndReason.NO_AGENT)
+            return
+        await sock.send_json(
+            {
+                "type": "ready",
+                "call_id": sock.call_id,
+                "sample_rate": self._limits.sample_rate,
+                "input_sample_rate": INPUT_RATE,
+                "max_frame_ms": MAX_FRAME_MS,
+            }
+        )
+        sock.ready = True
+        async for message in down:
+            try:
+                decoded = decode(message)
+            except MalformedMessage as e:
+                log.warning("malformed bus message dropped", call_id=sock.call_id, error=str(e))
+                continue
+            if isinstance(decoded, Audio):
+                EDGE_FRAMES.labels("down", "audio").inc()
+                await sock.send_bytes(decoded.pcm)
+            elif decoded.type in CLIENT_TYPES:
+                EDGE_FRAMES.labels("down", "json").inc()
+                await sock.send_json({"type": decoded.type, **decoded.body})
+            elif decoded.type == "agent_failed":
+                await sock.send_json(
+                    {"type": "error", "code": "agent_error", "message": "the agent failed"}
+                )
+                sock.end(EndReason.AGENT_ERROR)
+                return
+
+    async def _from_caller(self, sock: _CallSocket) -> None:
+        limit = AudioRateLimit()
+        up = room_up(sock.call_id)
+        while True:
+            message = await sock.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                sock.end(EndReason.CALLER_DISCONNECTED)
+                return
+            data: bytes | None = message.get("bytes")
+            text: str | None = message.get("text")
+            if data is not None:
+                if not sock.ready:
+                    await sock.error("not_ready", "audio before ready: wait for the ready message")
+                elif not data or len(data) % 2:
+                    await sock.error(
+                        "bad_audio_frame",
+                        f"audio frame of {len(data)} bytes: expected whole PCM16 samples",
+                    )
+                elif len(data) > MAX_FRAME_BYTES:
+                    await sock.error(
+                        "frame_too_long",
+                        f"audio frame of {len(data) // 32} ms: at most {MAX_FRAME_MS} ms",
+                    )
+                elif not limit.admit(len(data) / 2 / INPUT_RATE, time.monotonic()):
+                    await sock.error("flood", "audio faster than real time")
+                    sock.end(EndReason.FLOOD)
+                    return
+                else:
+                    EDGE_FRAMES.labels("up", "audio").inc()
+                    await self._bus.publish(up, encode_audio(data))
+            elif text is not None and await self._on_text(sock, text):
+                return
+
+    async def _on_text(self, sock: _CallSocket, text: str) -> bool:
+        """Handle a text frame; True when it ends the call."""
+        if len(text) > MAX_TEXT_CHARS:
+            await sock.error("message_too_long", f"text message over {MAX_TEXT_CHARS} characters")
+            return False
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as e:
+            await sock.error("invalid_json", f"text message is not JSON: {e.msg}")
+            return False
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            await sock.error("invalid_json", "text message must be an object with a string 'type'")
+            return False
+        if body["type"] == "end":
+            sock.end(EndReason.CALLER_ENDED)
+            return True
+        await sock.error("unknown_type", f"unknown message type {body['type'][:64]!r}")
+        return False

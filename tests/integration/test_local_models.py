@@ -1,0 +1,101 @@
+"""The real local models behind the real WebSocket API: `voxfleet up` as a
+subprocess, spoken questions from Piper and espeak-ng, checked by what comes
+back and what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.audio import silence
+from tests.support.client import CallClient
+from tests.support.server import up_process
+from tests.support.speech import espeak_speech, piper_speech
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with up_process(tmp_path_factory.mktemp("up")) as base:
+        yield base
+
+
+def agent_final(seq: int) -> object:
+    return lambda m: (
+        m["type"] == "transcript" and m["role"] == "agent" and m["final"] and m["seq"] == seq
+    )
+
+
+async def test_spoken_question_is_heard_answered_and_stored(server: str) -> None:
+    question = piper_speech("What is the capital of France?")
+    call = CallClient(server)
+    await call.start()
+    assert call.ready is not None and call.ready["sample_rate"] == 22050
+    greeting = await call.wait_for(agent_final(0), timeout=30)
+    assert "voxfleet" in greeting["text"].lower()
+    assert call.audio, "the greeting is heard as audio"
+    greeting_frames = len(call.audio)
+    await call.send_audio(question + silence(1.2))
+    heard = await call.wait_for(
+        lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"], timeout=30
+    )
+    assert "capital" in heard["text"].lower() and "france" in heard["text"].lower()
+    reply = await call.wait_for(agent_final(2), timeout=60)
+    assert reply["text"].strip() and len(call.audio) > greeting_frames
+    await call.close()
+    record = await call.get_call()
+    turns = record["turns"]
+    assert [t["speaker"] for t in turns] == ["agent", "user", "agent"]
+    assert turns[2]["text"] == reply["text"]
+    marks = turns[2]["latency_ms"]
+    assert set(marks) == {"stt_done", "llm_first_token", "tts_first_audio", "first_audio_sent"}
+    assert marks["stt_done"] <= marks["llm_first_token"] <= marks["tts_first_audio"]
+    assert marks["tts_first_audio"] <= marks["first_audio_sent"]
+
+
+async def test_espeak_question_is_transcribed(server: str) -> None:
+    call = CallClient(server)
+    await call.start()
+    await call.wait_for(agent_final(0), timeout=30)
+    await call.send_audio(espeak_speech("What time do you open tomorrow?") + silence(1.2))
+    heard = await call.wait_for(
+        lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"], timeout=30
+    )
+    words = heard["text"].lower()
+    assert "time" in words and "open" in words
+    await call.wait_for(agent_final(2), timeout=60)
+    await call.close()
+
+
+async def test_caller_barges_in_on_the_greeting(server: str) -> None:
+    call = CallClient(server)
+    await call.start()
+    await call.wait_for(lambda m: m["type"] == "state" and m["state"] == "speaking", timeout=30)
+    await call.send_audio(piper_speech("Sorry, can you hear me?") + silence(1.2))
+    await call.wait_for(lambda m: m["type"] == "interrupt", timeout=30)
+    cut = await call.wait_for(agent_final(0), timeout=30)
+    assert cut.get("interrupted") is True
+    heard = await call.wait_for(
+        lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"], timeout=30
+    )
+    assert "hear" in heard["text"].lower()
+    await call.wait_for(agent_final(2), timeout=60)
+    await call.close()
+    record = await call.get_call()
+    greeting = record["turns"][0]
+    assert greeting["interrupted"] is True
+    full = "Hi, I'm Vox, the voxfleet assistant. How can I help you today?"
+    assert len(greeting["text"]) < len(full)
+
+
+def test_server_log_has_a_line_per_model(
+    server: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    logs = list(Path(tmp_path_factory.getbasetemp()).glob("up*/voxfleet-up.log"))
+    text = logs[0].read_text()
+    for model in ("silero-vad-v6", "whisper-tiny.en", "smollm2-135m-instruct", "piper-joe-medium"):
+        assert f"model={model}" in text
+    assert "voxfleet is ready: open http://127.0.0.1:" in text

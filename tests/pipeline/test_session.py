@@ -1,0 +1,189 @@
+"""RoomSession with scripted providers: caller audio in, agent messages out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.audio import frames, silence, tone
+from voxfleet.bus.base import Subscription
+from voxfleet.bus.memory import InProcessBus
+from voxfleet.bus.messages import encode_audio, encode_control
+from voxfleet.dispatch.memory import InProcessStateStore
+from voxfleet.domain.calls import Speaker, Turn
+from voxfleet.domain.conversation import ConversationState
+from voxfleet.domain.profiles import GenerationSettings, Profile
+from voxfleet.pipeline.session import RoomLink, RoomSession, TurnSink
+from voxfleet.providers.base import Providers
+from voxfleet.providers.scripted import EnergyVAD, ScriptedLLM, ScriptedSTT, ScriptedTTS
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingLink(RoomLink):
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.audio_bytes = 0
+        self.changed = asyncio.Event()
+
+    async def send_audio(self, pcm: bytes) -> None:
+        self.audio_bytes += len(pcm)
+
+    async def send(self, type_: str, **body: Any) -> None:
+        self.messages.append({"type": type_, **body})
+        self.changed.set()
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == type_]
+
+    async def wait_for(
+        self, predicate: Any, timeout: float = 10.0, start: int = 0
+    ) -> dict[str, Any]:
+        """The first message from index ``start`` on that matches."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for m in self.messages[start:]:
+                    if predicate(m):
+                        return m
+                self.changed.clear()
+                await self.changed.wait()
+
+
+class ListSink(TurnSink):
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+
+    async def record(self, turn: Turn) -> None:
+        self.turns.append(turn)
+
+
+def profile(greeting: str = "Hi.") -> Profile:
+    return Profile(
+        name="test",
+        system_prompt="Be brief.",
+        greeting=greeting,
+        generation=GenerationSettings(max_tokens=6),
+    )
+
+
+def providers() -> Providers:
+    return Providers(EnergyVAD(), ScriptedSTT(0.02), ScriptedLLM(0.02, 0.005), ScriptedTTS(0.01))
+
+
+class Harness:
+    def __init__(self, greeting: str = "Hi.", state: ConversationState | None = None) -> None:
+        self.bus = InProcessBus()
+        self.link = RecordingLink()
+        self.sink = ListSink()
+        self.states = InProcessStateStore()
+        self.state = state or ConversationState(room_id="r1", profile="test")
+        self.session = RoomSession(
+            self.state, profile(greeting), providers(), self.link, self.states, self.sink
+        )
+        self.task: asyncio.Task[None] | None = None
+        self._up: Subscription | None = None
+
+    async def __aenter__(self) -> Harness:
+        self._up = await self.bus.subscribe("up")
+        self.task = asyncio.create_task(self.session.run(self._up), name="session")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.bus.publish("up", encode_control("hangup", reason="caller_ended"))
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 10)
+
+    async def say(self, pcm: bytes, realtime: bool = True) -> None:
+        for frame in frames(pcm):
+            await self.bus.publish("up", encode_audio(frame))
+            await asyncio.sleep(0.02 if realtime else 0)
+
+
+def finals(link: RecordingLink, role: str) -> list[dict[str, Any]]:
+    return [m for m in link.of_type("transcript") if m["role"] == role and m["final"]]
+
+
+async def test_greets_then_answers_a_question() -> None:
+    async with Harness() as h:
+        await h.link.wait_for(lambda m: m["type"] == "transcript" and m["final"])
+        await h.say(tone(0.6) + silence(0.6))
+        await h.link.wait_for(
+            lambda m: (
+                m["type"] == "transcript" and m["role"] == "agent" and m["final"] and m["seq"] == 2
+            )
+        )
+    user = finals(h.link, "user")
+    agent = finals(h.link, "agent")
+    assert [m["text"] for m in user] == ["utterance 0.6 seconds"]
+    assert agent[0]["text"] == "Hi." and agent[0]["seq"] == 0
+    assert agent[1]["text"].startswith("You said utterance 0.6 seconds")
+    assert [t.speaker for t in h.sink.turns] == [Speaker.AGENT, Speaker.USER, Speaker.AGENT]
+    reply = h.sink.turns[2]
+    marks = reply.marks
+    assert marks.speech_end is not None and marks.first_audio_sent is not None
+    assert marks.speech_end <= marks.stt_done <= marks.llm_first_token  # type: ignore[operator]
+    assert marks.llm_first_token <= marks.tts_first_audio <= marks.first_audio_sent  # type: ignore[operator]
+    saved = await h.states.load("r1")
+    assert saved is not None and saved.greeted and saved.pending_user_text is None
+    assert [i.role for i in saved.history] == ["agent", "user", "agent"]
+
+
+async def test_barge_in_cuts_the_reply_and_keeps_only_what_was_heard() -> None:
+    async with Harness(greeting="Hello and welcome to the scripted test line, friend.") as h:
+        await h.link.wait_for(lambda m: m["type"] == "state" and m["state"] == "speaking")
+        await asyncio.sleep(0.5)  # about a sixth of the 3 s greeting plays
+        await h.say(tone(0.5) + silence(0.6))
+        await h.link.wait_for(lambda m: m["type"] == "interrupt")
+        await h.link.wait_for(
+            lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"]
+        )
+    greeting = finals(h.link, "agent")[0]
+    assert greeting["interrupted"] is True
+    full = "Hello and welcome to the scripted test line, friend."
+    assert 0 < len(greeting["text"]) < len(full)
+    assert full.startswith(greeting["text"])
+    first = h.sink.turns[0]
+    assert first.interrupted and first.text == greeting["text"]
+    assert h.state.history[0].text == greeting["text"]
+
+
+async def test_noise_without_words_gets_no_answer() -> None:
+    async with Harness(greeting="") as h:
+        await h.link.wait_for(lambda m: m["type"] == "state")
+        # A blip long enough for the VAD but the STT hears nothing in it.
+        h.session.providers.stt = _SilentSTT()
+        await h.say(tone(0.3) + silence(0.6))
+        thinking = await h.link.wait_for(lambda m: m.get("state") == "thinking")
+        after = next(i for i, m in enumerate(h.link.messages) if m is thinking)
+        await h.link.wait_for(lambda m: m.get("state") == "listening", start=after)
+    assert finals(h.link, "user") == [] and h.sink.turns == []
+
+
+class _SilentSTT(ScriptedSTT):
+    async def _transcribe(self, audio: Any) -> str:
+        return ""
+
+
+async def test_resumed_room_answers_pending_turn_without_greeting() -> None:
+    state = ConversationState(room_id="r1", profile="test", greeted=True, next_seq=2)
+    state.add_agent("Hi.")
+    state.add_user("utterance 1.0 seconds")
+    state.pending_user_text = "utterance 1.0 seconds"
+    async with Harness(state=state) as h:
+        reply = await h.link.wait_for(
+            lambda m: m["type"] == "transcript" and m["role"] == "agent" and m["final"]
+        )
+    assert reply["seq"] == 2
+    assert reply["text"].startswith("You said utterance 1.0 seconds")
+    assert all(m.get("text") != "Hi." for m in h.link.of_type("transcript"))
+
+
+async def test_malformed_bus_message_is_dropped() -> None:
+    async with Harness(greeting="") as h:
+        await h.bus.publish("up", b"Xgarbage")
+        await h.bus.publish("up", b"J{not json")
+        await h.say(tone(0.5) + silence(0.6))
+        await h.link.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "user")
+    assert finals(h.link, "user")[0]["text"] == "utterance 0.5 seconds"

@@ -1,0 +1,106 @@
+"""A minimal call client over the public API, as any third-party client would be."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+
+@dataclass
+class CallClient:
+    """One call: creates it, opens the media socket, collects what comes back."""
+
+    base: str
+    call_id: str = ""
+    ws: ClientConnection | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    audio: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival time, frame)
+    ready: dict[str, Any] | None = None
+    _reader: asyncio.Task[None] | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def create(self, **body: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{self.base}/api/calls", json=body)
+            r.raise_for_status()
+            data: dict[str, Any] = r.json()
+        self.call_id = data["id"]
+        return data
+
+    async def connect(self, media_url: str, wait_ready: bool = True) -> None:
+        self.ws = await connect(media_url, max_size=1 << 20)
+        self._reader = asyncio.create_task(self._read(), name=f"client:{self.call_id}")
+        if wait_ready:
+            self.ready = await self.wait_for(lambda m: m["type"] == "ready")
+
+    async def start(self, **body: Any) -> None:
+        data = await self.create(**body)
+        await self.connect(data["media_url"])
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for message in self.ws:
+                if isinstance(message, bytes):
+                    self.audio.append((time.monotonic(), message))
+                else:
+                    self.messages.append(json.loads(message))
+                self._changed.set()
+        except Exception:  # noqa: S110 - the close is observed through ws.close_code
+            pass
+        finally:
+            self._changed.set()
+
+    async def wait_for(
+        self, predicate: Any, timeout: float = 20.0, start: int = 0
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                for m in self.messages[start:]:
+                    if predicate(m):
+                        return m
+                if self._reader is not None and self._reader.done():
+                    raise ConnectionError(f"socket closed; messages: {self.messages[-5:]}")
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def send_audio(self, pcm: bytes, frame_ms: int = 20, realtime: bool = True) -> None:
+        assert self.ws is not None
+        size = 16000 * frame_ms // 1000 * 2
+        start = time.monotonic()
+        for i, offset in enumerate(range(0, len(pcm), size)):
+            await self.ws.send(pcm[offset : offset + size])
+            if realtime:
+                delay = start + (i + 1) * frame_ms / 1000 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    async def closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
+        assert self.ws is not None and self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.ws.close_code, self.ws.close_reason
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 10)
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == type_]
+
+    def finals(self, role: str) -> list[dict[str, Any]]:
+        return [m for m in self.of_type("transcript") if m["role"] == role and m["final"]]
+
+    async def get_call(self) -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+            r = await http.get(f"{self.base}/api/calls/{self.call_id}")
+            r.raise_for_status()
+            data: dict[str, Any] = r.json()
+            return data

@@ -1,0 +1,95 @@
+"""Real servers for tests: voxfleet's app on a real socket, in-process (fast,
+scripted providers) or as a `voxfleet up` subprocess (real models)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from voxfleet.pipeline.endpointing import EndpointConfig
+from voxfleet.roles.landing import create_app
+from voxfleet.roles.runtime import Runtime
+from voxfleet.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def app_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[str, Runtime]]:
+    """Serve the app with scripted providers on a free port; yields (base URL, runtime)."""
+    port = free_port()
+    settings = Settings(
+        port=port,
+        data_dir=tmp_path,
+        providers="scripted",
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,
+    )
+    runtime = Runtime(settings, endpointing=EndpointConfig(end_ms=320))
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(), name="test-uvicorn")
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}", runtime
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+@contextlib.contextmanager
+def up_process(tmp_path: Path, **env: str) -> Iterator[str]:
+    """Run `voxfleet up` with the real local models as a subprocess; yields its URL."""
+    port = free_port()
+    log = (tmp_path / "voxfleet-up.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voxfleet", "up", "--port", str(port)],
+        env={**os.environ, "VOXFLEET_DATA_DIR": str(tmp_path), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"voxfleet up exited with {proc.returncode}: "
+                    + (tmp_path / "voxfleet-up.log").read_text()[-3000:]
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("voxfleet up did not become ready in 180 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
