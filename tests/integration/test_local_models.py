@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.audio import silence
-from tests.support.client import CallClient
 from tests.support.server import up_process
 from tests.support.speech import espeak_speech, piper_speech
+from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.audio import silence, tone
-from tests.support.client import CallClient
 from tests.support.server import app_server
+from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ async def test_a_whole_call_is_answered_and_recorded(tmp_path: Path) -> None:
             )
         )
         assert call.audio, "agent audio frames arrive as binary messages"
-        await call.ws.send('{"type": "end"}')  # type: ignore[union-attr]
+        await call.end()
         await call.wait_for(lambda m: m["type"] == "ended")
         assert await call.closed() == (1000, "caller_ended")
         record = await call.get_call()

@@ -1,4 +1,5 @@
-"""CallStore against real databases: every test runs on SQLite and on PostgreSQL."""
+"""CallStore against real databases (SQLite and PostgreSQL), and how it reports database
+outages."""
 
 from __future__ import annotations
 

@@ -10,17 +10,14 @@ import wave
 from functools import cache
 from pathlib import Path
 
-import numpy as np
+from voxfleet import audio
+from voxfleet.audio import float_to_pcm16, pcm16_to_float
 
 RATE = 16000
 
 
 def resample(pcm: bytes, rate: int, to: int = RATE) -> bytes:
-    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    if rate == to:
-        return pcm
-    positions = np.arange(0, len(audio), rate / to)
-    return np.interp(positions, np.arange(len(audio)), audio).astype("<i2").tobytes()
+    return float_to_pcm16(audio.resample(pcm16_to_float(pcm), rate, to))
 
 
 @cache

@@ -18,6 +18,7 @@ class GenerationSettings(BaseModel):
     temperature: float = Field(0.3, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(60, ge=1, le=1024)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
     history_turns: int = Field(8, ge=0, le=64)
 
 

@@ -1,20 +1,11 @@
-"""PCM helpers and fixed-size windowing of a stream of variable-length frames."""
+"""Fixed-size windowing of a stream of variable-length frames, and the caller's
+current utterance."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from voxfleet.providers.base import Float32Array
-
-INPUT_RATE = 16000
-
-
-def pcm16_to_float(pcm: bytes) -> Float32Array:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-
-
-def duration_s(pcm: bytes, rate: int) -> float:
-    return len(pcm) / 2 / rate
+from voxfleet.audio import Float32Array
 
 
 class Windower:

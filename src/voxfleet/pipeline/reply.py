@@ -10,15 +10,28 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from voxfleet.audio import Float32Array
 from voxfleet.domain.calls import LatencyMarks
 from voxfleet.domain.conversation import HistoryItem
 from voxfleet.domain.profiles import Profile
 from voxfleet.pipeline.chunker import ClauseChunker, speakable
 from voxfleet.pipeline.playout import Playout
-from voxfleet.providers.base import ChatMessage, Float32Array, GenerationParams, Providers
+from voxfleet.providers.base import ChatMessage, GenerationParams, Providers
 
 SendAudio = Callable[[bytes], Awaitable[None]]
 _END = None
+
+
+def chat_messages(
+    profile: Profile, history: Sequence[HistoryItem], user_text: str | None = None
+) -> list[ChatMessage]:
+    """The LLM prompt: the profile's system prompt, the history, the new turn."""
+    messages = [ChatMessage("system", profile.system_prompt)]
+    for item in history:
+        messages.append(ChatMessage("user" if item.role == "user" else "assistant", item.text))
+    if user_text is not None:
+        messages.append(ChatMessage("user", user_text))
+    return messages
 
 
 class Reply:
@@ -95,11 +108,8 @@ class Reply:
 
     async def _generate(self, user_text: str) -> None:
         gen = self._profile.generation
-        messages = [ChatMessage("system", self._profile.system_prompt)]
-        for item in self._history:
-            messages.append(ChatMessage("user" if item.role == "user" else "assistant", item.text))
-        messages.append(ChatMessage("user", user_text))
-        params = GenerationParams(gen.temperature, gen.top_p, gen.max_tokens)
+        messages = chat_messages(self._profile, self._history, user_text)
+        params = GenerationParams(gen.temperature, gen.top_p, gen.max_tokens, gen.repeat_penalty)
         chunker = ClauseChunker()
         async for piece in self._providers.llm.stream(messages, params):
             if self.marks.llm_first_token is None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxfleet.aio import TaskSet, cancel_and_wait
+from voxfleet.audio import INPUT_RATE, pcm16_to_float
 from voxfleet.bus.base import Subscription
 from voxfleet.bus.messages import Audio, Control, MalformedMessage, decode
 from voxfleet.dispatch.base import RoomStateStore
@@ -26,9 +27,9 @@ from voxfleet.domain.profiles import Profile
 from voxfleet.errors import ProviderError
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import BARGE_INS, VOICE_TO_VOICE_SECONDS
-from voxfleet.pipeline.audio import INPUT_RATE, Recording, Windower, pcm16_to_float
+from voxfleet.pipeline.audio import Recording, Windower
 from voxfleet.pipeline.endpointing import EndpointConfig, Endpointer, TurnEvent
-from voxfleet.pipeline.reply import Reply
+from voxfleet.pipeline.reply import Reply, chat_messages
 from voxfleet.providers.base import Providers
 
 log = get_logger(__name__)
@@ -108,6 +109,7 @@ class RoomSession:
                 await self._start_reply(reply, from_caller=False)
             else:
                 await self.link.send("state", state="listening")
+                self._prefill()
             async for message in up:
                 try:
                     decoded = decode(message)
@@ -273,6 +275,7 @@ class RoomSession:
         )
         if not interrupted:
             await self.link.send("state", state="listening")
+        self._prefill()
         now = self.clock()
         if reply.marks.first_audio_sent is not None and reply.marks.speech_end is not None:
             VOICE_TO_VOICE_SECONDS.observe(reply.marks.first_audio_sent - reply.marks.speech_end)
@@ -302,6 +305,11 @@ class RoomSession:
             await self.link.send("state", state="listening")
         if active.seq >= 0:
             await self._finish_reply(active, interrupted=True)
+
+    def _prefill(self) -> None:
+        """Let the LLM evaluate the prompt so far while the caller talks."""
+        messages = chat_messages(self.profile, self._history())
+        self._tasks.spawn(self.providers.llm.prefill(messages), "prefill")
 
     async def _provider_failed(self, error: ProviderError) -> None:
         log.error("provider failed", room=self.state.room_id, code=error.code, error=error.message)

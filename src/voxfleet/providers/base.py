@@ -12,12 +12,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from voxfleet.audio import INPUT_RATE, Float32Array, pcm16_to_float, resample
 from voxfleet.errors import ProviderError, ProviderTimeout
 from voxfleet.observability.metrics import PROVIDER_ERRORS, PROVIDER_SECONDS
-
-Float32Array = npt.NDArray[np.float32]
 
 
 @dataclass(slots=True, frozen=True)
@@ -31,6 +29,7 @@ class GenerationParams:
     temperature: float
     top_p: float
     max_tokens: int
+    repeat_penalty: float = 1.0
 
 
 class VADStream(ABC):
@@ -122,6 +121,11 @@ class LLM(ABC):
         self, messages: Sequence[ChatMessage], params: GenerationParams
     ) -> AsyncGenerator[str, None]: ...
 
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Hint that a prompt starting with ``messages`` comes next, so a provider
+        with a prompt cache can evaluate it now, off the caller's critical path."""
+        return None
+
 
 class TTS(ABC):
     name: str = "tts"
@@ -165,11 +169,8 @@ class Providers:
         stream = self.vad.stream()
         stream.probability(np.zeros(stream.window, dtype=np.float32))
         pcm = await self.tts.synthesize("Hello there.")
-        speech = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        positions = np.arange(0, len(speech), self.tts.sample_rate / 16000)
-        await self.stt.transcribe(
-            np.interp(positions, np.arange(len(speech)), speech).astype(np.float32)
-        )
+        speech = resample(pcm16_to_float(pcm), self.tts.sample_rate, INPUT_RATE)
+        await self.stt.transcribe(speech)
         params = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=2)
         async for _ in self.llm.stream([ChatMessage("user", "Hi")], params):
             pass

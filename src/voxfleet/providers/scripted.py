@@ -13,13 +13,13 @@ from collections.abc import AsyncGenerator, Sequence
 
 import numpy as np
 
+from voxfleet.audio import Float32Array
 from voxfleet.providers.base import (
     LLM,
     STT,
     TTS,
     VAD,
     ChatMessage,
-    Float32Array,
     GenerationParams,
     Providers,
     VADStream,

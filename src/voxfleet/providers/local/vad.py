@@ -13,7 +13,8 @@ import numpy as np
 import onnxruntime as ort
 from faster_whisper.vad import get_assets_path
 
-from voxfleet.providers.base import VAD, Float32Array, VADStream
+from voxfleet.audio import Float32Array
+from voxfleet.providers.base import VAD, VADStream
 
 WINDOW = 512
 CONTEXT = 64

@@ -1,4 +1,6 @@
-"""A minimal call client over the public API, as any third-party client would be."""
+"""A Python client of the public call API (docs/protocol.md): create a call,
+stream audio, collect what comes back. The tests and benchmarks use it, and so
+can a load generator or a telephony bridge."""
 
 from __future__ import annotations
 
@@ -43,10 +45,22 @@ class CallClient:
         data = await self.create(**body)
         await self.connect(data["media_url"])
 
+    def _socket(self) -> ClientConnection:
+        if self.ws is None:
+            raise RuntimeError("not connected: call connect() or start() first")
+        return self.ws
+
+    async def send_json(self, body: dict[str, Any]) -> None:
+        await self._socket().send(json.dumps(body))
+
+    async def end(self) -> None:
+        """Hang up the way the protocol says: {"type": "end"}."""
+        await self.send_json({"type": "end"})
+
     async def _read(self) -> None:
-        assert self.ws is not None
+        ws = self._socket()
         try:
-            async for message in self.ws:
+            async for message in ws:
                 if isinstance(message, bytes):
                     self.audio.append((time.monotonic(), message))
                 else:
@@ -71,20 +85,21 @@ class CallClient:
                 await self._changed.wait()
 
     async def send_audio(self, pcm: bytes, frame_ms: int = 20, realtime: bool = True) -> None:
-        assert self.ws is not None
+        ws = self._socket()
         size = 16000 * frame_ms // 1000 * 2
         start = time.monotonic()
         for i, offset in enumerate(range(0, len(pcm), size)):
-            await self.ws.send(pcm[offset : offset + size])
+            await ws.send(pcm[offset : offset + size])
             if realtime:
                 delay = start + (i + 1) * frame_ms / 1000 - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
 
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
-        assert self.ws is not None and self._reader is not None
-        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
-        return self.ws.close_code, self.ws.close_reason
+        ws = self._socket()
+        if self._reader is not None:
+            await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return ws.close_code, ws.close_reason
 
     async def close(self) -> None:
         if self.ws is not None:
