@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -28,36 +28,32 @@ def _settings(**overrides: object) -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from voxfleet.roles.landing import create_app
-    from voxfleet.roles.runtime import Runtime
-
     settings = _settings(host=args.host, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
-    runtime = Runtime(settings)
-    app = create_app(runtime)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=1 << 20,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    from voxfleet.roles.runtime import Role
+    from voxfleet.serve import run_roles
 
-    async def serve() -> None:
-        task = asyncio.create_task(server.serve(), name="uvicorn")
-        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes a flag
-            await asyncio.sleep(0.05)
-        if server.started:
-            shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
-            print(f"\n  voxfleet is ready: open http://{shown}:{settings.port}/\n", flush=True)
-        await task
+    return run_roles(settings, frozenset(Role), migrate_on_start=True, banner=True)
 
-    asyncio.run(serve())
-    return 0 if server.started else 1
+
+def _role_command(role: str, default_port: int) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        overrides: dict[str, object] = {"host": args.host, "port": args.port or default_port}
+        if role == "agent":
+            overrides["agent_capacity"] = args.capacity
+        settings = _settings(**overrides)
+        configure_logging(settings.log_level, settings.log_format)
+        if settings.redis_url is None:
+            raise ConfigError(
+                f"voxfleet {role} runs beside other processes and needs VOXFLEET_REDIS_URL "
+                "(and VOXFLEET_DATABASE_URL); for one process use `voxfleet up`"
+            )
+        from voxfleet.roles.runtime import Role
+        from voxfleet.serve import run_roles
+
+        return run_roles(settings, frozenset({Role(role)}), migrate_on_start=False)
+
+    return run
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -85,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (default 8080)")
     up.set_defaults(func=cmd_up)
+    for role, port, text in (
+        ("landing", 8080, "public page, call API and media edge"),
+        ("agent", 8081, "agent worker (probes and metrics on --port)"),
+        ("monitor", 8082, "scaling signal and live rooms/agents API"),
+    ):
+        p = sub.add_parser(role, help=text)
+        p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+        p.add_argument("--port", type=int, help=f"port to listen on (default {port})")
+        if role == "agent":
+            p.add_argument("--capacity", type=int, help="rooms this agent serves at once")
+        p.set_defaults(func=_role_command(role, port))
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=cmd_migrate)
     return parser

@@ -22,7 +22,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "VOXFLEET_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the known dev default
-SECRET_FIELDS = ("secret_key", "database_url", "redis_url", "llm_api_key")
+SECRET_FIELDS = ("secret_key", "database_url", "redis_url", "redis_password", "llm_api_key")
 
 
 class FileSecretsSource(PydanticBaseSettingsSource):
@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         None, description="SQLAlchemy async URL; default: a SQLite file in data_dir."
     )
-    redis_url: SecretStr | None = None
+    redis_url: SecretStr | None = Field(
+        None, description="redis:// or rediss:// (TLS); unset: in-process bus and dispatch."
+    )
+    redis_password: SecretStr | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     token_ttl_seconds: int = Field(120, ge=5, le=3600)
 
@@ -74,6 +77,15 @@ class Settings(BaseSettings):
     default_profile: str = "default"
     max_call_seconds: int = Field(1800, ge=10)
     agent_capacity: int = Field(4, ge=1, le=64)
+    agent_id: str | None = Field(None, description="Default: the host name plus a random tag.")
+    drain_timeout_seconds: float = Field(
+        25.0, gt=0, description="Keep below Kubernetes' terminationGracePeriodSeconds."
+    )
+    lease_ttl_seconds: float = Field(1.0, ge=0.3, le=30.0)
+    queue_timeout_seconds: float = Field(120.0, gt=0)
+    scaling_warm_buffer: int = Field(2, ge=0)
+    scaling_min_agents: int = Field(2, ge=0)
+    scaling_max_agents: int = Field(50, ge=1)
 
     providers: Literal["local", "scripted"] = Field(
         "local", description="local: the shipped models; scripted: set timings, for tests."

@@ -11,7 +11,7 @@ from tests.audio import frames, silence, tone
 from voxfleet.bus.base import Subscription
 from voxfleet.bus.memory import InProcessBus
 from voxfleet.bus.messages import encode_audio, encode_control
-from voxfleet.dispatch.memory import InProcessStateStore
+from voxfleet.dispatch.base import RoomStateStore
 from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import GenerationSettings, Profile
@@ -51,6 +51,23 @@ class RecordingLink(RoomLink):
                 await self.changed.wait()
 
 
+class DictStates(RoomStateStore):
+    """Unfenced state for one session, kept as JSON like the real stores."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, str] = {}
+
+    async def load(self, room_id: str) -> ConversationState | None:
+        raw = self.saved.get(room_id)
+        return None if raw is None else ConversationState.model_validate_json(raw)
+
+    async def save(self, state: ConversationState) -> None:
+        self.saved[state.room_id] = state.model_dump_json()
+
+    async def delete(self, room_id: str) -> None:
+        self.saved.pop(room_id, None)
+
+
 class ListSink(TurnSink):
     def __init__(self) -> None:
         self.turns: list[Turn] = []
@@ -77,7 +94,7 @@ class Harness:
         self.bus = InProcessBus()
         self.link = RecordingLink()
         self.sink = ListSink()
-        self.states = InProcessStateStore()
+        self.states = DictStates()
         self.state = state or ConversationState(room_id="r1", profile="test")
         self.session = RoomSession(
             self.state, profile(greeting), providers(), self.link, self.states, self.sink

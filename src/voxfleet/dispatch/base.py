@@ -1,4 +1,7 @@
-"""Interfaces of the dispatch layer."""
+"""Interfaces of the dispatch layer: the queue of rooms waiting for an agent,
+the directory of rooms being served (leases with fencing, and each room's
+conversation state), and the registry of live agents. In-process
+implementations serve ``voxfleet up``; Redis ones serve the distributed roles."""
 
 from __future__ import annotations
 
@@ -11,12 +14,16 @@ from voxfleet.domain.conversation import ConversationState
 
 class RoomJob(BaseModel):
     """A room waiting for an agent. ``resume`` is set when the room already had
-    one (failover or handover): the new agent restores state and skips the greeting."""
+    one (failover or handover): the new agent restores state and skips the
+    greeting. ``handover_from`` names the draining agent that asked for it."""
 
     room_id: str
     profile: str
     resume: bool = False
+    handover_from: str | None = None
+    handover_fence: int | None = None
     enqueued_at: float
+    job_id: str = ""  # set by the queue on take()
 
 
 class RoomQueue(ABC):
@@ -24,15 +31,102 @@ class RoomQueue(ABC):
     async def put(self, job: RoomJob) -> None: ...
 
     @abstractmethod
-    async def take(self, timeout: float | None = None) -> RoomJob | None:
-        """The oldest waiting room, or None after ``timeout`` seconds."""
+    async def take(self, consumer: str, timeout: float | None = None) -> RoomJob | None:
+        """The oldest waiting room, or None after ``timeout`` seconds. The job
+        stays claimable by others until ``done`` (a consumer that dies between
+        the two does not lose it)."""
 
     @abstractmethod
-    async def depth(self) -> int: ...
+    async def done(self, job: RoomJob) -> None: ...
+
+    @abstractmethod
+    async def depth(self) -> int:
+        """Rooms waiting for an agent."""
+
+
+class Lease(BaseModel):
+    """The right to serve a room. ``fence`` grows with every new holder; writes
+    carry it, so a holder that lost the lease cannot overwrite its successor."""
+
+    room_id: str
+    agent_id: str
+    fence: int
+
+
+class LeaseLost(Exception):
+    """The lease moved to another agent (or lapsed): stop serving the room."""
+
+
+class RoomDirectory(ABC):
+    """Rooms being served: who holds each (leases), and each room's state."""
+
+    lease_ttl: float
+
+    @abstractmethod
+    async def acquire(
+        self, room_id: str, agent_id: str, profile: str, takeover_fence: int | None = None
+    ) -> Lease | None:
+        """Take the room's lease: when nobody holds it, when we hold it already
+        (a new fence), or when the holder's fence is ``takeover_fence`` (a
+        handover it offered). None when another agent holds it."""
+
+    @abstractmethod
+    async def renew(self, lease: Lease) -> bool:
+        """Extend the lease; False when it is no longer ours."""
+
+    @abstractmethod
+    async def release(self, lease: Lease) -> None: ...
+
+    @abstractmethod
+    async def orphans(self) -> list[tuple[str, str]]:
+        """(room id, profile) of live rooms whose lease lapsed: their agent died."""
+
+    @abstractmethod
+    async def mark_requeued(self, room_id: str, hold: float = 5.0) -> bool:
+        """True for the one caller that gets to re-queue an orphaned room within
+        ``hold`` seconds (every agent watches for orphans; one re-queues)."""
+
+    @abstractmethod
+    async def rooms(self) -> dict[str, str]:
+        """Live rooms -> the agent serving them."""
+
+    @abstractmethod
+    async def load_state(self, room_id: str) -> ConversationState | None: ...
+
+    @abstractmethod
+    async def save_state(self, state: ConversationState, lease: Lease) -> None:
+        """Save, fenced: raises LeaseLost if ``lease`` is no longer current."""
+
+    @abstractmethod
+    async def end_room(self, room_id: str) -> None:
+        """The call is over: forget the room, its state and its lease."""
+
+
+class AgentInfo(BaseModel):
+    agent_id: str
+    capacity: int
+    active: int
+    ready: bool
+    draining: bool
+    seen: float  # epoch seconds of the last heartbeat
+
+
+class AgentRegistry(ABC):
+    heartbeat_interval: float
+
+    @abstractmethod
+    async def heartbeat(self, info: AgentInfo) -> None: ...
+
+    @abstractmethod
+    async def agents(self) -> list[AgentInfo]:
+        """Agents heard from within three heartbeat intervals."""
+
+    @abstractmethod
+    async def remove(self, agent_id: str) -> None: ...
 
 
 class RoomStateStore(ABC):
-    """Where a room's ConversationState lives while the call is live."""
+    """A RoomSession's view of its own room's state."""
 
     @abstractmethod
     async def load(self, room_id: str) -> ConversationState | None: ...
@@ -42,3 +136,22 @@ class RoomStateStore(ABC):
 
     @abstractmethod
     async def delete(self, room_id: str) -> None: ...
+
+
+class FencedStateStore(RoomStateStore):
+    """Saves through the directory with the session's lease, so a session whose
+    lease moved on gets LeaseLost instead of overwriting its successor."""
+
+    def __init__(self, directory: RoomDirectory, lease: Lease) -> None:
+        self._directory = directory
+        self.lease = lease
+
+    async def load(self, room_id: str) -> ConversationState | None:
+        return await self._directory.load_state(room_id)
+
+    async def save(self, state: ConversationState) -> None:
+        state.version += 1
+        await self._directory.save_state(state, self.lease)
+
+    async def delete(self, room_id: str) -> None:
+        await self._directory.end_room(room_id)

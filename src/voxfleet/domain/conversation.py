@@ -23,6 +23,9 @@ class ConversationState(BaseModel):
     # A caller utterance that was committed but not yet answered; a new agent that
     # resumes the room answers it instead of waiting for the caller to repeat it.
     pending_user_text: str | None = None
+    # The caller audio (edge frame number) this state accounts for: a new agent
+    # asks the edge to replay what came after it, so nothing said is lost.
+    audio_seq: int = 0
     version: int = 0
 
     def take_seq(self) -> int:

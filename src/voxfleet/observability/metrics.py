@@ -39,3 +39,9 @@ DISPATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 QUEUE_DEPTH = Gauge("voxfleet_queue_depth", "Rooms waiting for an agent.")
+FAILOVERS = Counter("voxfleet_failovers_total", "Orphaned rooms re-queued after their agent died.")
+HANDOVERS = Counter("voxfleet_handovers_total", "Rooms taken over from a draining agent.")
+DRAINS = Counter("voxfleet_drains_total", "Drains started (SIGTERM, scale-down).")
+DESIRED_AGENTS = Gauge("voxfleet_desired_agents", "Agents the current room demand needs.")
+LIVE_AGENTS = Gauge("voxfleet_live_agents", "Agents heard from recently.")
+ACTIVE_ROOMS_TOTAL = Gauge("voxfleet_active_rooms", "Rooms being served, all agents.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from voxfleet.aio import TaskSet, cancel_and_wait
 from voxfleet.audio import INPUT_RATE, pcm16_to_float
 from voxfleet.bus.base import Subscription
 from voxfleet.bus.messages import Audio, Control, MalformedMessage, decode
-from voxfleet.dispatch.base import RoomStateStore
+from voxfleet.dispatch.base import LeaseLost, RoomStateStore
 from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.domain.conversation import ConversationState, HistoryItem
 from voxfleet.domain.profiles import Profile
@@ -90,11 +91,50 @@ class RoomSession:
         self._reply: _ActiveReply | None = None
         self._last_voice_at = 0.0
         self.hangup_reason: str | None = None
+        self._last_seq = state.audio_seq
+        self._replay_asked = -1
+        self._recent_frames: deque[tuple[int, int]] = deque(maxlen=64)  # (seq, samples)
+        self._stopped = asyncio.Event()
+        self._handover_wanted = False
+        self.frozen = asyncio.Event()  # set: idle and handing over; input is ignored
 
     # -- lifecycle ----------------------------------------------------------
 
     async def run(self, up: Subscription) -> None:
-        """Serve the room until the caller hangs up (or ``up`` closes)."""
+        """Serve the room until the caller hangs up, ``up`` closes, or ``stop()``."""
+        consume = self._tasks.spawn(self._serve(up), "serve")
+        stopped = self._tasks.spawn(self._stopped.wait(), "stopped")
+        try:
+            await asyncio.wait([consume, stopped], return_when=asyncio.FIRST_COMPLETED)
+            if consume.done() and not consume.cancelled() and consume.exception():
+                raise consume.exception()  # type: ignore[misc]
+        finally:
+            await self._stop()
+
+    def stop(self) -> None:
+        """Leave the room now (the lease moved on): no hangup, nothing saved."""
+        self._stopped.set()
+
+    async def freeze_when_idle(self) -> None:
+        """For a handover: wait for a turn boundary, then stop taking input. The
+        edge keeps the caller's audio; the next agent replays it."""
+        self._handover_wanted = True
+        self._check_idle()
+        await self.frozen.wait()
+
+    def unfreeze(self) -> None:
+        self._handover_wanted = False
+        self.frozen.clear()
+
+    def _check_idle(self) -> None:
+        idle = self._reply is None and self._candidate is None and not self._recording.active
+        if self._handover_wanted and idle and not self.frozen.is_set():
+            self.frozen.set()
+
+    async def save(self) -> None:
+        await self.states.save(self.state)
+
+    async def _serve(self, up: Subscription) -> None:
         try:
             if not self.state.greeted and self.profile.greeting:
                 self.state.greeted = True
@@ -119,19 +159,52 @@ class RoomSession:
                     )
                     continue
                 if isinstance(decoded, Audio):
-                    await self._on_audio(decoded.pcm)
+                    if not self.frozen.is_set():
+                        await self._on_frame(decoded.pcm, decoded.seq)
                 elif isinstance(decoded, Control) and decoded.type == "hangup":
                     self.hangup_reason = str(decoded.body.get("reason", "caller_ended"))
                     break
-        finally:
-            await self._stop()
+        except LeaseLost:
+            log.info("lease lost, leaving room", room=self.state.room_id)
 
     async def _stop(self) -> None:
         if self._candidate is not None:
             await cancel_and_wait(self._candidate[1])
             self._candidate = None
-        await self._interrupt_reply(notify=False)
+        if not self._stopped.is_set():
+            try:
+                await self._interrupt_reply(notify=False)
+            except LeaseLost:
+                log.info("lease lost, reply not recorded", room=self.state.room_id)
         await self._tasks.cancel_all()
+
+    async def _on_frame(self, pcm: bytes, seq: int | None) -> None:
+        """One caller frame from the edge: duplicates (a replay overlapping what
+        we had) are dropped; a gap (frames lost on the bus) asks for a replay."""
+        if seq is not None:
+            if seq <= self._last_seq:
+                return
+            if seq > self._last_seq + 1:
+                if self._replay_asked != self._last_seq:
+                    self._replay_asked = self._last_seq
+                    await self.link.send("replay", after=self._last_seq)
+                return
+            self._last_seq = seq
+            self._recent_frames.append((seq, len(pcm) // 2))
+        await self._on_audio(pcm)
+        if seq is not None and not self._recording.active:
+            self.state.audio_seq = seq
+        self._check_idle()
+
+    def _seq_before_preroll(self) -> int:
+        """The last frame before the utterance's pre-roll: what a resumed agent
+        must replay after to hear the whole utterance."""
+        needed = PREROLL_MS * INPUT_RATE // 1000
+        for seq, samples in reversed(self._recent_frames):
+            needed -= samples
+            if needed <= 0:
+                return seq - 1
+        return self._recent_frames[0][0] - 1 if self._recent_frames else self.state.audio_seq
 
     # -- input ----------------------------------------------------------------
 
@@ -148,6 +221,7 @@ class RoomSession:
     async def _on_turn_event(self, event: TurnEvent) -> None:
         if event is TurnEvent.SPEECH_START:
             self._recording.start()
+            self.state.audio_seq = min(self.state.audio_seq, self._seq_before_preroll())
             if self._reply is not None:
                 await self._interrupt_reply(notify=True)
         elif event is TurnEvent.PAUSE:
@@ -249,6 +323,7 @@ class RoomSession:
         await cancel_and_wait(producer)
         if self._reply is active:
             self._reply = None
+        self._check_idle()
         await self.link.send("state", state="listening")
 
     async def _commit_user(self, text: str, speech_end: float) -> None:
@@ -265,6 +340,7 @@ class RoomSession:
     async def _finish_reply(self, active: _ActiveReply, interrupted: bool) -> None:
         if self._reply is active:
             self._reply = None
+        self._check_idle()
         reply, seq = active.reply, active.seq
         text = reply.heard_text() if interrupted else reply.full_text()
         self.state.add_agent(text)

@@ -12,15 +12,16 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from voxfleet.domain.calls import CallStatus, new_call_id
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_STARTED
-from voxfleet.roles.runtime import Runtime
+from voxfleet.roles import health, monitor
+from voxfleet.roles.health import RuntimeDep
+from voxfleet.roles.runtime import Role, Runtime
 from voxfleet.store.repository import CallRecord
 
 log = get_logger(__name__)
@@ -69,17 +70,11 @@ def call_json(call: CallRecord) -> dict[str, Any]:
     }
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def get_ws_runtime(websocket: WebSocket) -> Runtime:
     runtime: Runtime = websocket.app.state.runtime
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 WsRuntimeDep = Annotated[Runtime, Depends(get_ws_runtime)]
 
 router = APIRouter()
@@ -168,26 +163,15 @@ async def media_socket(websocket: WebSocket, call_id: str, runtime: WsRuntimeDep
     await runtime.edge.serve(websocket, call_id, websocket.query_params.get("token"))
 
 
-@router.get("/livez", include_in_schema=False)
-async def livez() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@router.get("/readyz", include_in_schema=False, response_model=None)
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    if runtime.ready:
-        return JSONResponse({"status": "ready"})
-    return JSONResponse({"status": "not ready", "reason": runtime.not_ready_reason}, 503)
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
 def create_app(runtime: Runtime) -> FastAPI:
+    """The HTTP app of a process, with the routes of the roles it plays; every
+    role gets the probes and metrics."""
     app = FastAPI(title="voxfleet", version="0.1.0", lifespan=runtime.lifespan)
     app.state.runtime = runtime
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(health.router)
+    if Role.LANDING in runtime.roles:
+        app.include_router(router)
+        app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    if Role.MONITOR in runtime.roles:
+        app.include_router(monitor.router)
     return app

@@ -1,5 +1,7 @@
-"""The parts one voxfleet process shares, built once from Settings, and their
-start-up and shutdown order (the ASGI lifespan)."""
+"""The parts one voxfleet process runs, built once from Settings, and their
+start-up and shutdown order (the ASGI lifespan). A process plays one or more
+roles: ``voxfleet up`` plays all three on in-process backends; ``voxfleet
+landing|agent|monitor`` play one each on Redis and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,17 +9,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from enum import StrEnum
 from typing import Any
 
 from voxfleet.aio import TaskSet
-from voxfleet.bus.memory import InProcessBus
-from voxfleet.dispatch.memory import InProcessRoomQueue, InProcessStateStore
 from voxfleet.domain.calls import EndReason
 from voxfleet.domain.profiles import Profiles, load_profiles
 from voxfleet.observability.logging import get_logger
+from voxfleet.observability.metrics import DRAINS
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
 from voxfleet.roles.agent import AgentWorker
+from voxfleet.roles.backends import Backends, build_backends
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
@@ -27,6 +30,12 @@ from voxfleet.transport.tokens import MediaTokens
 log = get_logger(__name__)
 ProviderFactory = Callable[[Settings], Providers]
 STALE_SWEEP_SECONDS = 30.0
+
+
+class Role(StrEnum):
+    LANDING = "landing"
+    AGENT = "agent"
+    MONITOR = "monitor"
 
 
 def default_providers(settings: Settings) -> Providers:
@@ -40,84 +49,113 @@ def default_providers(settings: Settings) -> Providers:
 
 
 class Runtime:
-    """Everything ``voxfleet up`` runs in one process: store, bus, dispatch,
-    media edge and an agent worker."""
-
     def __init__(
         self,
         settings: Settings,
+        roles: frozenset[Role] = frozenset(Role),
         providers: ProviderFactory = default_providers,
         endpointing: EndpointConfig | None = None,
+        migrate_on_start: bool = True,
     ) -> None:
         self.settings = settings
+        self.roles = roles
         self.profiles: Profiles = load_profiles(settings.profiles_file, settings.default_profile)
         self.tokens = MediaTokens(
             settings.secret_key.get_secret_value(), settings.token_ttl_seconds
         )
-        self.bus = InProcessBus()
-        self.queue = InProcessRoomQueue()
-        self.states = InProcessStateStore()
+        self.backends: Backends = build_backends(settings)
         self._provider_factory = providers
         self._endpointing = endpointing
+        self._migrate = migrate_on_start
         self._tasks = TaskSet("runtime")
-        self.ready = False
-        self.not_ready_reason = "starting"
         self.engine = create_engine(settings.sqlalchemy_url)
         self.store = CallStore(session_factory(self.engine))
         self.sink = StoreTurnSink(self.store)
         self.providers: Providers | None = None
         self.worker: AgentWorker | None = None
-        self._edge: MediaEdge | None = None
+        self.edge = MediaEdge(
+            self.backends.bus,
+            self.backends.queue,
+            self.store,
+            self.tokens,
+            EdgeLimits(
+                attach_timeout=settings.queue_timeout_seconds,
+                max_call_seconds=settings.max_call_seconds,
+            ),
+        )
+        self.started = False
+        self.stopping = False
 
-    @property
-    def edge(self) -> MediaEdge:
-        if self._edge is None:
-            raise RuntimeError("the media edge starts with the app's lifespan")
-        return self._edge
+    # -- health -----------------------------------------------------------------
+
+    async def readiness(self) -> tuple[bool, str]:
+        """(ready, why not): an agent is ready once its models are warm and
+        while it is not draining; every role needs its backends."""
+        if not self.started:
+            return False, "starting"
+        if self.stopping:
+            return False, "draining"
+        if self.worker is not None and (self.worker.draining or not self.worker.ready):
+            return False, "draining" if self.worker.draining else "agent not running"
+        if not await self.backends.ping():
+            return False, "redis unreachable"
+        return True, ""
+
+    # -- lifecycle --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
-        await migrate(self.engine)
+        if self._migrate:
+            await migrate(self.engine)
         self.sink.start()
-        self.not_ready_reason = "loading models"
+        if Role.AGENT in self.roles:
+            await self._start_agent()
+        if Role.LANDING in self.roles:
+            self._tasks.spawn(self._sweep_stale_calls(), "stale-calls")
+        self.started = True
+        try:
+            yield
+        finally:
+            await self.drain()
+            await self._tasks.cancel_all()
+            await self.sink.close()
+            await self.backends.close()
+            await self.engine.dispose()
+
+    async def _start_agent(self) -> None:
         started = time.perf_counter()
         providers = await asyncio.to_thread(self._provider_factory, self.settings)
         await providers.warm_up()
         log.info("models warm", seconds=round(time.perf_counter() - started, 2))
         self.providers = providers
-        self._edge = MediaEdge(
-            self.bus,
-            self.queue,
-            self.store,
-            self.tokens,
-            EdgeLimits(
-                sample_rate=providers.tts.sample_rate,
-                max_call_seconds=self.settings.max_call_seconds,
-            ),
-        )
+        b = self.backends
         self.worker = AgentWorker(
             providers,
             self.profiles,
-            self.bus,
-            self.queue,
-            self.states,
+            b.bus,
+            b.queue,
+            b.directory,
+            b.registry,
             self.sink,
             capacity=self.settings.agent_capacity,
             endpointing=self._endpointing,
+            agent_id=self.settings.agent_id,
         )
         self._tasks.spawn(self.worker.run(), "agent")
-        self._tasks.spawn(self._sweep_stale_calls(), "stale-calls")
-        self.ready = True
-        self.not_ready_reason = ""
-        try:
-            yield
-        finally:
-            self.ready = False
-            self.not_ready_reason = "shutting down"
-            await self._tasks.cancel_all()
-            await self.sink.close()
-            await self.bus.close()
-            await self.engine.dispose()
+
+    async def drain(self) -> None:
+        """Readiness off; hand rooms over (or let them finish) within the drain
+        timeout. Idempotent: SIGTERM calls it, and so does shutdown."""
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.worker is not None and self.worker.rooms:
+            DRAINS.inc()
+            await self.worker.drain(
+                self.settings.drain_timeout_seconds, hand_over=self.backends.distributed
+            )
+        elif self.worker is not None:
+            self.worker.draining = True
 
     async def _sweep_stale_calls(self) -> None:
         """Calls whose media token expired unused are ended as never_connected."""

@@ -16,15 +16,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from voxfleet.bus.base import Bus, room_down, room_up
-from voxfleet.bus.messages import (
-    Audio,
-    Control,
-    MalformedMessage,
-    decode,
-    encode_audio,
-    encode_control,
-)
+from voxfleet.bus.base import Bus, Subscription, room_down
+from voxfleet.bus.messages import Audio, Control, MalformedMessage, decode
 from voxfleet.dispatch.base import RoomJob, RoomQueue
 from voxfleet.domain.calls import CallStatus, EndReason
 from voxfleet.errors import AuthError
@@ -38,6 +31,7 @@ from voxfleet.observability.metrics import (
 from voxfleet.store.repository import CallStore
 from voxfleet.transport.ratelimit import AudioRateLimit
 from voxfleet.transport.tokens import MediaTokens
+from voxfleet.transport.uplink import Uplink
 
 log = get_logger(__name__)
 
@@ -46,6 +40,8 @@ MAX_FRAME_MS = 200
 MAX_FRAME_BYTES = INPUT_RATE * MAX_FRAME_MS // 1000 * 2
 MAX_TEXT_CHARS = 4096
 CLIENT_TYPES = {"state", "transcript", "interrupt", "error"}
+DEFAULT_AGENT_RATE = 22050
+QUEUED_AFTER_S = 1.0  # no agent within this: tell the caller it is queued
 
 CLOSE_NORMAL = 1000
 CLOSE_INTERNAL = 1011
@@ -67,8 +63,7 @@ _CLOSE_FOR_REASON = {
 
 @dataclass(slots=True, frozen=True)
 class EdgeLimits:
-    sample_rate: int  # agent audio rate announced in "ready"
-    attach_timeout: float = 30.0
+    attach_timeout: float = 120.0  # how long a call may wait in the queue
     max_call_seconds: float = 1800.0
 
 
@@ -165,24 +160,28 @@ class MediaEdge:
         call_id = sock.call_id
         log.info("caller connected", call_id=call_id)
         down = await self._bus.subscribe(room_down(call_id))
+        uplink = Uplink(self._bus, call_id)
         try:
             await self._queue.put(
                 RoomJob(room_id=call_id, profile=profile, enqueued_at=time.time())
             )
             async with asyncio.TaskGroup() as tg:
-                reader = tg.create_task(self._from_caller(sock), name=f"edge:{call_id}:in")
-                writer = tg.create_task(self._to_caller(sock, down), name=f"edge:{call_id}:out")
+                pump = tg.create_task(uplink.run(), name=f"edge:{call_id}:pump")
+                reader = tg.create_task(self._from_caller(sock, uplink), name=f"edge:{call_id}:in")
+                writer = tg.create_task(
+                    self._to_caller(sock, down, uplink), name=f"edge:{call_id}:out"
+                )
                 try:
                     async with asyncio.timeout(self._limits.max_call_seconds):
                         await sock.ended.wait()
                 except TimeoutError:
                     sock.end(EndReason.MAX_DURATION)
-                reader.cancel()
-                writer.cancel()
+                for task in (reader, writer, pump):
+                    task.cancel()
         finally:
             await down.close()
             reason = sock.reason or EndReason.CALLER_DISCONNECTED
-            await self._bus.publish(room_up(call_id), encode_control("hangup", reason=reason.value))
+            await uplink.control("hangup", reason=reason.value)
             await self._finish(sock, reason)
 
     async def _finish(self, sock: _CallSocket, reason: EndReason) -> None:
@@ -198,24 +197,15 @@ class MediaEdge:
             with contextlib.suppress(RuntimeError, OSError):
                 await sock.ws.close(code, reason.value)
 
-    async def _to_caller(self, sock: _CallSocket, down: Any) -> None:
-        try:
-            async with asyncio.timeout(self._limits.attach_timeout):
-                while True:
-                    message = await down.get()
-                    if message is None:
-                        return
-                    decoded = decode(message)
-                    if isinstance(decoded, Control) and decoded.type == "attached":
-                        break
-        except TimeoutError:
-            sock.end(EndReason.NO_AGENT)
+    async def _to_caller(self, sock: _CallSocket, down: Subscription, uplink: Uplink) -> None:
+        sample_rate = await self._wait_for_agent(sock, down, uplink)
+        if sample_rate is None:
             return
         await sock.send_json(
             {
                 "type": "ready",
                 "call_id": sock.call_id,
-                "sample_rate": self._limits.sample_rate,
+                "sample_rate": sample_rate,
                 "input_sample_rate": INPUT_RATE,
                 "max_frame_ms": MAX_FRAME_MS,
             }
@@ -233,6 +223,11 @@ class MediaEdge:
             elif decoded.type in CLIENT_TYPES:
                 EDGE_FRAMES.labels("down", "json").inc()
                 await sock.send_json({"type": decoded.type, **decoded.body})
+            elif decoded.type in ("attached", "replay"):
+                # A new agent took the room (failover, handover), or an agent
+                # missed frames on the bus: send again what it has not heard.
+                after = decoded.body.get("replay_from", decoded.body.get("after", 0))
+                uplink.replay(int(after) if isinstance(after, int) else 0)
             elif decoded.type == "agent_failed":
                 await sock.send_json(
                     {"type": "error", "code": "agent_error", "message": "the agent failed"}
@@ -240,9 +235,33 @@ class MediaEdge:
                 sock.end(EndReason.AGENT_ERROR)
                 return
 
-    async def _from_caller(self, sock: _CallSocket) -> None:
+    async def _wait_for_agent(
+        self, sock: _CallSocket, down: Subscription, uplink: Uplink
+    ) -> int | None:
+        """Wait until an agent attaches (returns its audio rate), saying "queued"
+        if none does at once; None when none came in time."""
+        deadline = time.monotonic() + self._limits.attach_timeout
+        queued_sent = False
+        while (left := deadline - time.monotonic()) > 0:
+            message = await down.get(timeout=min(left, QUEUED_AFTER_S))
+            if message is None:
+                if not queued_sent and time.monotonic() < deadline:
+                    await sock.send_json({"type": "state", "state": "queued"})
+                    queued_sent = True
+                continue
+            try:
+                decoded = decode(message)
+            except MalformedMessage:
+                continue
+            if isinstance(decoded, Control) and decoded.type == "attached":
+                uplink.replay(0)
+                rate = decoded.body.get("sample_rate")
+                return rate if isinstance(rate, int) and rate > 0 else DEFAULT_AGENT_RATE
+        sock.end(EndReason.NO_AGENT)
+        return None
+
+    async def _from_caller(self, sock: _CallSocket, uplink: Uplink) -> None:
         limit = AudioRateLimit()
-        up = room_up(sock.call_id)
         while True:
             message = await sock.ws.receive()
             if message["type"] == "websocket.disconnect":
@@ -269,7 +288,7 @@ class MediaEdge:
                     return
                 else:
                     EDGE_FRAMES.labels("up", "audio").inc()
-                    await self._bus.publish(up, encode_audio(data))
+                    uplink.audio(data)
             elif text is not None and await self._on_text(sock, text):
                 return
 
