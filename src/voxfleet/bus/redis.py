@@ -1,0 +1,356 @@
+"""Bus on Redis pub/sub: carries room audio, control and events between the landing
+edge, agents and monitors when the roles run as separate processes. Pub/sub keeps
+nothing: a message published while Redis is unreachable is lost and subscribers
+see a gap; callers that need replay (the media edge) keep their own buffer.
+
+One pub/sub connection per bus carries every local subscription; a reader task
+fans messages out to bounded per-subscription queues (as in memory.py) and, when
+the connection drops, reconnects with backoff and subscribes again by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
+
+from voxfleet.aio import cancel_and_wait
+from voxfleet.bus.base import Bus, Subscription
+from voxfleet.bus.memory import QUEUE_LIMIT
+from voxfleet.errors import ConfigError, VoxfleetError
+from voxfleet.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+PREFIX = "vf:bus:"
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+CONNECT_TIMEOUT_S = 1.0
+PUBLISH_TIMEOUT_S = 2.0  # also how long subscribe() waits for Redis to confirm
+HEALTH_INTERVAL_S = 5.0  # an idle reader PINGs; no answer in another interval: reconnect
+
+_AUTH_ERRORS = (AuthenticationError, NoPermissionError)
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+# Refused, reset or closed without a reply: Redis did not process the command.
+_REFUSED = (redis_errors.ConnectionError, ConnectionError)
+
+
+class BusUnavailable(VoxfleetError):
+    code = "bus_unavailable"
+    retryable = True
+
+
+def _backoff(failures: int) -> float:
+    """0.05 s doubling to 2 s, with jitter so processes do not reconnect in lockstep."""
+    delay = min(BACKOFF_MIN_S * 2.0 ** max(failures - 1, 0), BACKOFF_MAX_S)
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _without_password(url: str) -> str:
+    """The URL minus its password, so a password given separately wins (redis-py
+    lets URL options override keyword arguments)."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    username = userinfo.partition(":")[0]
+    netloc = f"{username}@{hostport}" if at and username else hostport
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _failure(action: str, error: BaseException | None) -> VoxfleetError:
+    if isinstance(error, _AUTH_ERRORS):
+        return ConfigError(f"redis rejected the bus credentials ({error}); check the password")
+    return BusUnavailable(f"redis is unreachable, could not {action}: {_describe(error)}")
+
+
+def _describe(error: BaseException | None) -> str:
+    return "no answer" if error is None else f"{type(error).__name__}: {error}"
+
+
+class _RedisSubscription(Subscription):
+    def __init__(self, bus: RedisBus, topic: str) -> None:
+        self.topic = topic
+        self._bus = bus
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
+        self.dropped = 0
+        self._closed = False
+
+    def _deliver(self, message: bytes | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(message)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._queue.get_nowait()
+                    self.dropped += 1
+
+    async def get(self, timeout: float | None = None) -> bytes | None:
+        if self._closed and self._queue.empty():
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    def _end(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._deliver(None)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._end()
+            await self._bus._remove(self)
+
+
+@dataclass(slots=True)
+class _Topic:
+    subs: set[_RedisSubscription] = field(default_factory=set)
+    live: asyncio.Event = field(default_factory=asyncio.Event)  # SUBSCRIBE confirmed
+
+
+class RedisBus(Bus):
+    """``url`` is ``redis://`` or ``rediss://`` (TLS, certificate required unless the
+    URL says otherwise); ``password`` overrides the URL's; ``name`` is the Redis
+    client name (CLIENT LIST) and the ``bus`` field of log lines.
+
+    ``publish`` and ``subscribe`` retry for up to 2 s, then raise BusUnavailable
+    (or ConfigError if Redis refuses the credentials). Only a PUBLISH that Redis
+    refused or cut off unanswered is sent again; one whose reply timed out is not,
+    as Redis may have delivered it."""
+
+    def __init__(self, url: str, *, password: str | None = None, name: str = "voxfleet") -> None:
+        options: dict[str, Any] = {
+            # Retries are ours: bounded, backed off, and never resending a message.
+            "retry": Retry(NoBackoff(), 0),
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "socket_timeout": PUBLISH_TIMEOUT_S,
+            "socket_keepalive": True,
+            "client_name": name,
+            "protocol": 2,  # pub/sub messages as plain replies, not RESP3 pushes
+            "decode_responses": False,
+        }
+        if password is not None:
+            url = _without_password(url)
+            options["password"] = password
+        if url.startswith("rediss://"):
+            options["ssl_cert_reqs"] = "required"
+        self._name = name
+        self._redis = Redis.from_url(url, **options)
+        self._topics: dict[str, _Topic] = {}
+        # Topics waiting for their (UN)SUBSCRIBE confirmation, in the order sent.
+        self._pending: defaultdict[bytes, deque[_Topic | None]] = defaultdict(deque)
+        self._conn: AbstractConnection | None = None  # the pub/sub connection, when up
+        self._send_lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._last_error: BaseException | None = None
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        """True while the pub/sub connection is up (the reader starts on first use)."""
+        return self._conn is not None
+
+    async def ping(self) -> bool:
+        """Readiness: Redis answers PING within the publish timeout."""
+        self._start()
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                return bool(await self._redis.ping())
+        except _REDIS_ERRORS:
+            return False
+
+    async def publish(self, topic: str, message: bytes) -> None:
+        self._start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_TIMEOUT_S
+        failures = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._redis.publish(_channel(topic), message)
+                return
+            except _AUTH_ERRORS as e:
+                raise _failure("publish", e) from e
+            except _REFUSED as e:  # Redis did not take the message: safe to send again
+                failures += 1
+                pause = _backoff(failures)
+                if loop.time() + pause >= deadline:
+                    raise _failure("publish", e) from e
+                await asyncio.sleep(pause)
+            except _REDIS_ERRORS as e:  # no reply in time: it may have been delivered
+                raise _failure("publish", e) from e
+
+    async def subscribe(self, topic: str) -> Subscription:
+        self._start()
+        sub = _RedisSubscription(self, topic)
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic({sub})
+            await self._send("SUBSCRIBE", topic, state)
+        else:
+            state.subs.add(sub)
+        # Wait for Redis to confirm, so a publish made after we return reaches us.
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await state.live.wait()
+        except BaseException as e:
+            await sub.close()
+            if isinstance(e, TimeoutError):
+                raise _failure("subscribe", self._last_error) from e
+            raise
+        return sub
+
+    async def _remove(self, sub: _RedisSubscription) -> None:
+        state = self._topics.get(sub.topic)
+        if state is None or sub not in state.subs:
+            return
+        state.subs.discard(sub)
+        if not state.subs:
+            del self._topics[sub.topic]
+            await self._send("UNSUBSCRIBE", sub.topic, None)
+
+    async def _send(
+        self, command: str, topic: str | None = None, state: _Topic | None = None
+    ) -> None:
+        """Send on the pub/sub connection if it is up; if it is down, the reader
+        subscribes every current topic when it reconnects. A failed send breaks the
+        connection, which the reader notices, so errors are not raised here."""
+        async with self._send_lock:
+            conn = self._conn
+            if conn is None:
+                return
+            args: list[str | bytes] = [command]
+            if topic is not None:
+                channel = _channel(topic)
+                self._pending[channel].append(state)
+                args.append(channel)
+            try:
+                await conn.send_command(*args, check_health=False)
+            except _REDIS_ERRORS as e:
+                log.debug(
+                    "bus command not sent", bus=self._name, command=command, error=_describe(e)
+                )
+
+    def _start(self) -> None:
+        if self._closed:
+            raise VoxfleetError("the bus is closed")
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(
+                self._run(), name=f"bus:{self._name}:reader"
+            )
+
+    async def _run(self) -> None:
+        failures = 0
+        down_since = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            conn = self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+            try:
+                await self._attach(conn)
+                if failures:
+                    log.info(
+                        "bus reconnected",
+                        bus=self._name,
+                        attempts=failures,
+                        down_s=round(loop.time() - down_since, 3),
+                        topics=len(self._topics),
+                    )
+                failures = 0
+                await self._read(conn)
+            except Exception as e:  # anything from the socket; the reader must live on
+                self._last_error = e
+                if failures == 0:
+                    down_since = loop.time()
+                    log.warning("bus unavailable", bus=self._name, error=_describe(e))
+                failures += 1
+                log.debug(
+                    "bus reconnect failed", bus=self._name, attempt=failures, error=_describe(e)
+                )
+            finally:
+                self._detach(conn)
+                await conn.disconnect(nowait=True)
+            await asyncio.sleep(_backoff(failures))
+
+    async def _attach(self, conn: AbstractConnection) -> None:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S + PUBLISH_TIMEOUT_S):
+            await conn.connect()  # type: ignore[no-untyped-call]
+        async with self._send_lock:
+            self._conn = conn
+            channels = []
+            for topic, state in self._topics.items():
+                channel = _channel(topic)
+                self._pending[channel].append(state)
+                channels.append(channel)
+            if channels:
+                await conn.send_command("SUBSCRIBE", *channels, check_health=False)
+        self._last_error = None
+
+    def _detach(self, conn: AbstractConnection) -> None:
+        if self._conn is conn:
+            self._conn = None
+            self._pending.clear()
+            for state in self._topics.values():
+                state.live.clear()
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        pinged = False
+        while True:
+            reply = await conn.read_response(timeout=HEALTH_INTERVAL_S)
+            if reply is None:
+                if pinged:
+                    raise ConnectionError("no answer to PING on the pub/sub connection")
+                pinged = True
+                await self._send("PING")
+                continue
+            pinged = False
+            self._dispatch(reply)
+
+    def _dispatch(self, reply: Any) -> None:
+        if not isinstance(reply, list) or len(reply) != 3:
+            return  # PONG
+        kind, channel, data = reply
+        state = self._topics.get(_topic(channel))
+        if kind == b"message":
+            if state is not None:
+                for sub in tuple(state.subs):
+                    sub._deliver(data)
+        elif kind in (b"subscribe", b"unsubscribe"):
+            waiting = self._pending.get(channel)
+            expected = waiting.popleft() if waiting else None
+            if waiting is not None and not waiting:
+                del self._pending[channel]
+            if kind == b"subscribe" and expected is not None and expected is state:
+                expected.live.set()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for state in self._topics.values():
+            for sub in state.subs:
+                sub._end()
+        self._topics.clear()
+        await cancel_and_wait(self._reader)
+        self._reader = None
+        await self._redis.aclose()
+
+
+def _channel(topic: str) -> bytes:
+    return (PREFIX + topic).encode()
+
+
+def _topic(channel: bytes) -> str:
+    return channel.decode(errors="replace").removeprefix(PREFIX)

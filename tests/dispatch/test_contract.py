@@ -1,0 +1,162 @@
+"""One contract for both dispatch implementations (in-process and Redis): the
+queue, leases with fencing, fenced state, orphans, and the agent registry. The
+Redis side runs against a real redis-server of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.redis_server import RedisServer
+from tests.support.server import free_port
+from voxfleet.dispatch.base import (
+    AgentInfo,
+    AgentRegistry,
+    LeaseLost,
+    RoomDirectory,
+    RoomJob,
+    RoomQueue,
+)
+from voxfleet.dispatch.memory import (
+    InProcessAgentRegistry,
+    InProcessRoomDirectory,
+    InProcessRoomQueue,
+)
+from voxfleet.dispatch.redis import RedisAgentRegistry, RedisRoomDirectory, RedisRoomQueue
+from voxfleet.domain.conversation import ConversationState
+
+pytestmark = pytest.mark.integration
+TTL = 0.3
+
+
+@dataclass
+class Parts:
+    queue: RoomQueue
+    directory: RoomDirectory
+    registry: AgentRegistry
+    redis: Redis | None = None
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def parts(request: pytest.FixtureRequest) -> AsyncIterator[Parts]:
+    if request.param == "memory":
+        yield Parts(InProcessRoomQueue(), InProcessRoomDirectory(TTL), InProcessAgentRegistry(0.2))
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis = Redis.from_url(server.url)
+    await redis.flushall()
+    try:
+        yield Parts(
+            RedisRoomQueue(redis, claim_idle_ms=200),
+            RedisRoomDirectory(redis, TTL),
+            RedisAgentRegistry(redis, 0.2),
+            redis,
+        )
+    finally:
+        await redis.aclose()
+
+
+def job(room: str, **kw: object) -> RoomJob:
+    return RoomJob(room_id=room, profile="default", enqueued_at=time.time(), **kw)  # type: ignore[arg-type]
+
+
+async def test_queue_is_fifo_and_counts_waiting_rooms(parts: Parts) -> None:
+    for room in ("a", "b", "c"):
+        await parts.queue.put(job(room))
+    assert await parts.queue.depth() == 3
+    taken = [await parts.queue.take("agent-1", timeout=1) for _ in range(3)]
+    assert [t.room_id for t in taken if t] == ["a", "b", "c"]
+    for t in taken:
+        assert t is not None
+        await parts.queue.done(t)
+    assert await parts.queue.depth() == 0
+    assert await parts.queue.take("agent-1", timeout=0.1) is None
+
+
+async def test_a_job_taken_by_a_dead_agent_goes_to_another(parts: Parts) -> None:
+    if parts.redis is None:
+        pytest.skip("in-process: a dead agent is a dead process; nothing to reclaim")
+    await parts.queue.put(job("a"))
+    first = await parts.queue.take("dies", timeout=1)
+    assert first is not None
+    await asyncio.sleep(0.3)  # longer than claim_idle_ms
+    again = await parts.queue.take("survivor", timeout=1)
+    assert again is not None and again.room_id == "a"
+
+
+async def test_one_holder_per_room_and_fenced_writes(parts: Parts) -> None:
+    d = parts.directory
+    lease = await d.acquire("r", "agent-1", "default")
+    assert lease is not None and lease.fence == 1
+    assert await d.acquire("r", "agent-2", "default") is None
+    state = ConversationState(room_id="r", profile="default")
+    await d.save_state(state, lease)
+    # A handover: agent-2 takes the room with the fence agent-1 offered.
+    taken = await d.acquire("r", "agent-2", "default", takeover_fence=lease.fence)
+    assert taken is not None and taken.fence == 2
+    assert not await d.renew(lease)
+    with pytest.raises(LeaseLost):
+        await d.save_state(state, lease)
+    state.greeted = True
+    await d.save_state(state, taken)
+    loaded = await d.load_state("r")
+    assert loaded is not None and loaded.greeted
+    # A stale offer (an old fence) no longer works.
+    assert await d.acquire("r", "agent-3", "default", takeover_fence=lease.fence) is None
+    assert (await d.rooms()) == {"r": "agent-2"}
+
+
+async def test_a_lapsed_lease_makes_an_orphan_requeued_once(parts: Parts) -> None:
+    d = parts.directory
+    lease = await d.acquire("r", "agent-1", "barista")
+    assert lease is not None
+    assert await d.orphans() == []
+    assert await d.renew(lease)
+    await asyncio.sleep(TTL * 1.5)
+    assert await d.orphans() == [("r", "barista")]
+    assert await d.mark_requeued("r")
+    assert not await d.mark_requeued("r")
+    successor = await d.acquire("r", "agent-2", "barista")
+    assert successor is not None and successor.fence == 2
+    assert await d.orphans() == []
+    await d.end_room("r")
+    assert await d.rooms() == {} and await d.load_state("r") is None
+
+
+async def test_registry_lists_live_agents_only(parts: Parts) -> None:
+    reg = parts.registry
+    info = AgentInfo(agent_id="a1", capacity=2, active=1, ready=True, draining=False, seen=0)
+    await reg.heartbeat(info.model_copy(update={"seen": time.time()}))
+    await reg.heartbeat(info.model_copy(update={"agent_id": "a2", "seen": time.time()}))
+    assert sorted(a.agent_id for a in await reg.agents()) == ["a1", "a2"]
+    await reg.remove("a2")
+    assert [a.agent_id for a in await reg.agents()] == ["a1"]
+    await asyncio.sleep(0.7)  # over three 0.2 s heartbeats without one
+    assert await reg.agents() == []
+
+
+async def test_leases_and_state_survive_redis_losing_its_data(parts: Parts) -> None:
+    if parts.redis is None:
+        pytest.skip("Redis only")
+    d = parts.directory
+    lease = await d.acquire("r", "agent-1", "default")
+    assert lease is not None
+    await parts.redis.flushall()  # as after a restart without persistence
+    assert await d.renew(lease)  # re-asserted
+    state = ConversationState(room_id="r", profile="default", greeted=True)
+    await d.save_state(state, lease)
+    assert await d.rooms() == {"r": "agent-1"}
+    assert await d.acquire("r", "agent-2", "default") is None

@@ -1,0 +1,168 @@
+"""Rooms that move, with real processes: a landing, a monitor and agents as
+`voxfleet` subprocesses on their own redis-server and a fresh PostgreSQL
+database, synthetic callers on the real WebSocket API, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.audio import silence, tone
+from tests.support.cluster import Cluster, cluster
+from voxfleet.client import CallClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def three_agents(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+    with cluster(tmp_path, postgres_server, agents=3, capacity=2) as c:
+        yield c
+
+
+@pytest.fixture
+def one_slot(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+    with cluster(tmp_path, postgres_server, agents=1, capacity=1) as c:
+        yield c
+
+
+@pytest.fixture
+def two_agents(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+    with cluster(tmp_path, postgres_server, agents=2, capacity=2) as c:
+        yield c
+
+
+def final(role: str, seq: int) -> Any:
+    def match(m: dict[str, Any]) -> bool:
+        return bool(
+            m["type"] == "transcript" and m["role"] == role and m["final"] and m["seq"] == seq
+        )
+
+    return match
+
+
+async def greeted_call(c: Cluster) -> CallClient:
+    call = CallClient(c.base)
+    await call.start()
+    await call.wait_for(final("agent", 0), timeout=15)
+    return call
+
+
+async def turn(call: CallClient, seconds: float, seq: int) -> dict[str, Any]:
+    """Say ``seconds`` of 'speech'; wait for the reply to finish."""
+    await call.send_audio(tone(seconds) + silence(0.6))
+    heard = await call.wait_for(final("user", seq), timeout=20)
+    assert heard["text"] == f"utterance {seconds:.1f} seconds"
+    return await call.wait_for(final("agent", seq + 1), timeout=20)
+
+
+def greetings(call: CallClient) -> list[dict[str, Any]]:
+    return [m for m in call.finals("agent") if m["text"] == "Hi."]
+
+
+async def stored_turns(c: Cluster, call: CallClient) -> list[tuple[str, str]]:
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):  # the agent's turn sink writes in the background
+            record = (await http.get(f"{c.base}/api/calls/{call.call_id}")).json()
+            if record["status"] == "ended" and len(record["turns"]) >= 5:
+                break
+            await asyncio.sleep(0.1)
+    return [(t["speaker"], t["text"]) for t in record["turns"]]
+
+
+async def test_kill_9_mid_turn_the_call_goes_on_with_its_history(three_agents: Cluster) -> None:
+    c = three_agents
+    call = await greeted_call(c)
+    await turn(call, 0.6, seq=1)
+    victim = await c.agent_of(call.call_id)
+    speaking = asyncio.create_task(call.send_audio(tone(1.2) + silence(0.8)))
+    await asyncio.sleep(0.5)  # mid-utterance
+    c.kill(victim, signal.SIGKILL)
+    await speaking
+    heard = await call.wait_for(final("user", 3), timeout=20)
+    assert heard["text"] == "utterance 1.2 seconds"  # nothing said in the gap was lost
+    await call.wait_for(final("agent", 4), timeout=20)
+    assert await c.agent_of(call.call_id) != victim
+    assert len(greetings(call)) == 1  # no second greeting
+    assert call.ws is not None and call.ws.close_code is None  # the socket stayed open
+    await call.end()
+    await call.close()
+    turns = await stored_turns(c, call)
+    assert [s for s, _ in turns] == ["agent", "user", "agent", "user", "agent"]
+    assert turns[3][1] == "utterance 1.2 seconds"
+
+
+async def test_sigterm_hands_rooms_over_and_drops_none(three_agents: Cluster) -> None:
+    c = three_agents
+    calls = [await greeted_call(c) for _ in range(2)]
+    for call in calls:
+        await turn(call, 0.6, seq=1)
+    victim = await c.agent_of(calls[0].call_id)
+    c.kill(victim, signal.SIGTERM)
+    # It exits on its own, well within the drain timeout, after handing over.
+    code = await asyncio.to_thread(c.wait_exit, victim, 15)
+    assert code in (0, -signal.SIGTERM)
+    for call in calls:
+        await turn(call, 0.8, seq=3)
+        assert await c.agent_of(call.call_id) != victim
+        assert len(greetings(call)) == 1
+        await call.end()
+        await call.close()
+    for call in calls:
+        turns = await stored_turns(c, call)
+        assert [s for s, _ in turns] == ["agent", "user", "agent", "user", "agent"]
+
+
+async def test_rolling_restart_of_every_agent_drops_no_call(three_agents: Cluster) -> None:
+    c = three_agents
+    calls = [await greeted_call(c) for _ in range(3)]
+    seq = 1
+    for old in list(c.agents):
+        c.start_agent(f"{old}-new", capacity=2)  # the replacement first
+        c.kill(old, signal.SIGTERM)
+        await asyncio.to_thread(c.wait_exit, old, 15)
+        for call in calls:
+            await turn(call, 0.6, seq=seq)
+        seq += 2
+    for call in calls:
+        assert len(greetings(call)) == 1
+        assert call.ws is not None and call.ws.close_code is None
+        await call.end()
+        await call.close()
+        turns = await stored_turns(c, call)
+        assert [s for s, _ in turns] == ["agent"] + ["user", "agent"] * 3
+
+
+async def test_capacity_is_respected_and_queued_calls_are_served(one_slot: Cluster) -> None:
+    c = one_slot
+    first = await greeted_call(c)
+    second = CallClient(c.base)
+    data = await second.create()
+    await second.connect(data["media_url"], wait_ready=False)
+    await second.wait_for(lambda m: m["type"] == "state" and m["state"] == "queued")
+    assert c.scaling()["queued_rooms"] == 1
+    assert second.ready is None and not any(m["type"] == "ready" for m in second.messages)
+    await first.end()
+    await first.close()
+    await second.wait_for(lambda m: m["type"] == "ready", timeout=15)
+    await second.wait_for(final("agent", 0), timeout=15)
+    await turn(second, 0.6, seq=1)
+    await second.end()
+    await second.close()
+
+
+async def test_redis_restart_is_survived(two_agents: Cluster) -> None:
+    c = two_agents
+    call = await greeted_call(c)
+    await turn(call, 0.6, seq=1)
+    await asyncio.to_thread(c.redis.restart)
+    await turn(call, 0.8, seq=3)
+    assert len(greetings(call)) == 1
+    await call.end()
+    await call.close()

@@ -1,0 +1,107 @@
+"""A throwaway ``redis-server`` on a free local port, for tests that need a real
+Redis they may stop, restart or protect with a password (never the shared one)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+START_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """``redis-server`` without persistence on 127.0.0.1:``port``.
+
+    ``start()`` returns once the server answers PING; ``stop()`` sends SIGTERM and
+    waits for the process to exit; ``restart()`` does both on the same port (the
+    new server starts empty, as a real Redis restart without persistence does)."""
+
+    def __init__(self, port: int | None = None, *, password: str | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self.password = password
+        self._dir = Path(tempfile.mkdtemp(prefix="vf-redis-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self._dir)]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
+        log = (self._dir / "redis.log").open("ab")
+        try:
+            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._answers_ping():
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {self._log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"redis-server did not answer PING: {self._log_tail()}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def _answers_ping(self) -> bool:
+        """True once the server replies at all: +PONG, or -NOAUTH when it has a password."""
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
+        ):
+            s.sendall(b"PING\r\n")
+            return s.recv(64)[:1] in (b"+", b"-")
+        return False
+
+    def _log_tail(self) -> str:
+        path = self._dir / "redis.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
