@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Microphone, machine, percentile, piper_question, rss_mib, up_server
-
+from bench.common import Microphone, machine, percentile, piper_question, rss_mib, up_server
 from voxfleet.client import CallClient
 
 QUESTIONS = [

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import Microphone, machine, rss_mib, up_server
-
+from bench.common import Microphone, machine, rss_mib, up_server
 from voxfleet.client import CallClient
 
 

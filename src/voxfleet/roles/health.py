@@ -4,13 +4,15 @@ and Prometheus ``/metrics``."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from voxfleet.roles.runtime import Runtime
+from voxfleet.errors import VoxfleetError
+from voxfleet.roles.runtime import Role, Runtime
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -36,5 +38,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(runtime: RuntimeDep) -> Response:
+    if Role.MONITOR in runtime.roles:
+        with contextlib.suppress(VoxfleetError):
+            await runtime.scaling_signal()  # fresh gauges for every scrape
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

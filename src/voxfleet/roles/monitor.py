@@ -8,13 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from voxfleet.dispatch.scaling import ScalingSignal, desired_agents
-from voxfleet.observability.metrics import (
-    ACTIVE_ROOMS_TOTAL,
-    DESIRED_AGENTS,
-    LIVE_AGENTS,
-    QUEUE_DEPTH,
-)
+from voxfleet.dispatch.scaling import ScalingSignal
 from voxfleet.roles.health import RuntimeDep
 
 router = APIRouter(prefix="/api")
@@ -22,37 +16,7 @@ router = APIRouter(prefix="/api")
 
 @router.get("/scaling")
 async def scaling(runtime: RuntimeDep) -> ScalingSignal:
-    b, s = runtime.backends, runtime.settings
-    agents = await b.registry.agents()
-    rooms = await b.directory.rooms()
-    queued = await b.queue.depth()
-    live = [a for a in agents if not a.draining]
-    capacity = max((a.capacity for a in live), default=s.agent_capacity)
-    signal = ScalingSignal(
-        active_rooms=len(rooms),
-        queued_rooms=queued,
-        live_agents=len(agents),
-        ready_agents=sum(1 for a in agents if a.ready),
-        draining_agents=sum(1 for a in agents if a.draining),
-        capacity_per_agent=capacity,
-        free_capacity=sum(max(0, a.capacity - a.active) for a in live if a.ready),
-        warm_buffer=s.scaling_warm_buffer,
-        min_agents=s.scaling_min_agents,
-        max_agents=s.scaling_max_agents,
-        desired_agents=desired_agents(
-            len(rooms),
-            queued,
-            capacity,
-            s.scaling_warm_buffer,
-            s.scaling_min_agents,
-            s.scaling_max_agents,
-        ),
-    )
-    DESIRED_AGENTS.set(signal.desired_agents)
-    LIVE_AGENTS.set(signal.live_agents)
-    ACTIVE_ROOMS_TOTAL.set(signal.active_rooms)
-    QUEUE_DEPTH.set(queued)
-    return signal
+    return await runtime.scaling_signal()
 
 
 @router.get("/agents")

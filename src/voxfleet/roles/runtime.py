@@ -13,10 +13,17 @@ from enum import StrEnum
 from typing import Any
 
 from voxfleet.aio import TaskSet
+from voxfleet.dispatch.scaling import ScalingSignal, desired_agents
 from voxfleet.domain.calls import EndReason
 from voxfleet.domain.profiles import Profiles, load_profiles
 from voxfleet.observability.logging import get_logger
-from voxfleet.observability.metrics import DRAINS
+from voxfleet.observability.metrics import (
+    ACTIVE_ROOMS_TOTAL,
+    DESIRED_AGENTS,
+    DRAINS,
+    LIVE_AGENTS,
+    QUEUE_DEPTH,
+)
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
 from voxfleet.roles.agent import AgentWorker
@@ -156,6 +163,40 @@ class Runtime:
             )
         elif self.worker is not None:
             self.worker.draining = True
+
+    async def scaling_signal(self) -> ScalingSignal:
+        """The monitor's view of demand and supply; also sets the gauges."""
+        b, s = self.backends, self.settings
+        agents = await b.registry.agents()
+        rooms = await b.directory.rooms()
+        queued = await b.queue.depth()
+        live = [a for a in agents if not a.draining]
+        capacity = max((a.capacity for a in live), default=s.agent_capacity)
+        signal = ScalingSignal(
+            active_rooms=len(rooms),
+            queued_rooms=queued,
+            live_agents=len(agents),
+            ready_agents=sum(1 for a in agents if a.ready),
+            draining_agents=sum(1 for a in agents if a.draining),
+            capacity_per_agent=capacity,
+            free_capacity=sum(max(0, a.capacity - a.active) for a in live if a.ready),
+            warm_buffer=s.scaling_warm_buffer,
+            min_agents=s.scaling_min_agents,
+            max_agents=s.scaling_max_agents,
+            desired_agents=desired_agents(
+                len(rooms),
+                queued,
+                capacity,
+                s.scaling_warm_buffer,
+                s.scaling_min_agents,
+                s.scaling_max_agents,
+            ),
+        )
+        DESIRED_AGENTS.set(signal.desired_agents)
+        LIVE_AGENTS.set(signal.live_agents)
+        ACTIVE_ROOMS_TOTAL.set(signal.active_rooms)
+        QUEUE_DEPTH.set(queued)
+        return signal
 
     async def _sweep_stale_calls(self) -> None:
         """Calls whose media token expired unused are ended as never_connected."""

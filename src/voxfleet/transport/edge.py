@@ -20,7 +20,7 @@ from voxfleet.bus.base import Bus, Subscription, room_down
 from voxfleet.bus.messages import Audio, Control, MalformedMessage, decode
 from voxfleet.dispatch.base import RoomJob, RoomQueue
 from voxfleet.domain.calls import CallStatus, EndReason
-from voxfleet.errors import AuthError
+from voxfleet.errors import AuthError, VoxfleetError
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import (
     CALLS_ENDED,
@@ -41,6 +41,7 @@ MAX_FRAME_BYTES = INPUT_RATE * MAX_FRAME_MS // 1000 * 2
 MAX_TEXT_CHARS = 4096
 CLIENT_TYPES = {"state", "transcript", "interrupt", "error"}
 DEFAULT_AGENT_RATE = 22050
+END_RECORD_ATTEMPTS = 8  # ~30 s of backoff
 QUEUED_AFTER_S = 1.0  # no agent within this: tell the caller it is queued
 
 CLOSE_NORMAL = 1000
@@ -187,15 +188,22 @@ class MediaEdge:
     async def _finish(self, sock: _CallSocket, reason: EndReason) -> None:
         CALLS_ENDED.labels(reason.value).inc()
         log.info("call ended", call_id=sock.call_id, reason=reason.value)
-        try:
-            await self._store.end_call(sock.call_id, reason, time.time())
-        except Exception:
-            log.exception("could not record call end", call_id=sock.call_id)
+        ended_at = time.time()
         if sock.open and reason is not EndReason.CALLER_DISCONNECTED:
             await sock.send_json({"type": "ended", "reason": reason.value})
             code = _CLOSE_FOR_REASON.get(reason, CLOSE_NORMAL)
             with contextlib.suppress(RuntimeError, OSError):
                 await sock.ws.close(code, reason.value)
+        # The caller is gone; now record the end, riding out a database blip.
+        for attempt in range(END_RECORD_ATTEMPTS):
+            try:
+                await self._store.end_call(sock.call_id, reason, ended_at)
+                return
+            except VoxfleetError as e:
+                if not e.retryable:
+                    break
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        log.error("could not record call end", call_id=sock.call_id, reason=reason.value)
 
     async def _to_caller(self, sock: _CallSocket, down: Subscription, uplink: Uplink) -> None:
         sample_rate = await self._wait_for_agent(sock, down, uplink)

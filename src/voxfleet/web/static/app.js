@@ -51,7 +51,9 @@ const CLOSE_TEXT = {
 const CONN_LABEL = {
   idle: 'Idle', connecting: 'Connecting…', connected: 'Connected', ended: 'Call ended', error: 'Error',
 };
-const AGENT_LABEL = { listening: 'Listening', thinking: 'Thinking…', speaking: 'Speaking' };
+const AGENT_LABEL = {
+  queued: 'Waiting for a free agent…', listening: 'Listening', thinking: 'Thinking…', speaking: 'Speaking',
+};
 
 const $ = (id) => document.getElementById(id);
 const els = {

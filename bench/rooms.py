@@ -1,0 +1,235 @@
+"""Benchmarks of rooms that move, on a cluster of real processes (landing,
+monitor, agents with scripted providers, their own redis-server, a fresh
+PostgreSQL database):
+
+    ./vf bench rooms failover [--kills 30]   kill -9 -> the room's new agent attached
+    ./vf bench rooms dispatch [--rooms 50]   call created -> ready (agent attached)
+    ./vf bench rooms drain [--calls 10]      SIGTERM -> process exit, calls dropped
+    ./vf bench rooms relay [--calls 50]      edge + bus overhead per audio frame
+
+PostgreSQL: VOXFLEET_TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.audio import silence, tone
+from tests.support.cluster import Cluster, cluster
+
+from bench.common import machine, percentile
+from voxfleet.client import CallClient
+
+POSTGRES = os.environ.get("VOXFLEET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def final(role: str, seq: int) -> Any:
+    def match(m: dict[str, Any]) -> bool:
+        return bool(m["type"] == "transcript" and m["role"] == role and m["final"]) and (
+            m["seq"] == seq
+        )
+
+    return match
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50": round(percentile(values, 50), 2),
+        "p95": round(percentile(values, 95), 2),
+        "p99": round(percentile(values, 99), 2),
+        "max": round(max(values), 2) if values else float("nan"),
+    }
+
+
+async def greeted(c: Cluster) -> CallClient:
+    call = CallClient(c.base)
+    await call.start()
+    await call.wait_for(final("agent", 0), timeout=20)
+    return call
+
+
+async def failover(c: Cluster, kills: int) -> dict[str, Any]:
+    """Each round: a call mid-utterance, its agent killed with SIGKILL; time until
+    another agent has attached (the edge gets `attached`, seen by the client as
+    the replayed turn being answered), and whether the caller's turn survived."""
+    attach_ms: list[float] = []
+    lost = 0
+    for k in range(kills):
+        call = await greeted(c)
+        victim = await c.agent_of(call.call_id)
+        speaking = asyncio.create_task(call.send_audio(tone(1.0) + silence(0.7)))
+        await asyncio.sleep(0.4)
+        killed_at = time.monotonic()
+        c.kill(victim, signal.SIGKILL)
+        while (await c.agent_of(call.call_id, timeout=10)) == victim:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        attach_ms.append((time.monotonic() - killed_at) * 1000)
+        await speaking
+        try:
+            heard = await call.wait_for(final("user", 1), timeout=15)
+            lost += heard["text"] != "utterance 1.0 seconds"
+        except TimeoutError:
+            lost += 1
+        await call.end()
+        await call.close()
+        c.agents.pop(victim)
+        c.start_agent(f"spare-{k + 1}", capacity=2)
+        print(f"  kill {k + 1}/{kills}: {attach_ms[-1]:.0f} ms", file=sys.stderr)
+    return {"kill_to_attached_ms": stats(attach_ms), "caller_turns_lost": lost}
+
+
+async def dispatch(c: Cluster, rooms: int) -> dict[str, Any]:
+    """Create calls one by one up to ``rooms`` concurrent; for each, the time from
+    POST /api/calls to `ready` (which the edge sends once an agent attached)."""
+    calls: list[CallClient] = []
+    first_ms: list[float] = []
+    loaded_ms: list[float] = []
+    for i in range(rooms):
+        call = CallClient(c.base)
+        started = time.monotonic()
+        await call.start()
+        elapsed = (time.monotonic() - started) * 1000
+        (first_ms if i == 0 else loaded_ms).append(elapsed)
+        calls.append(call)
+    # One more round at full load: end one call, start one, repeatedly.
+    at_full: list[float] = []
+    for _ in range(20):
+        old = calls.pop(0)
+        await old.end()
+        await old.close()
+        call = CallClient(c.base)
+        started = time.monotonic()
+        await call.start()
+        at_full.append((time.monotonic() - started) * 1000)
+        calls.append(call)
+    for call in calls:
+        await call.end()
+        await call.close()
+    return {
+        "create_to_ready_ms_first_room": stats(first_ms),
+        "create_to_ready_ms_while_filling": stats(loaded_ms),
+        f"create_to_ready_ms_at_{rooms}_rooms": stats(at_full),
+    }
+
+
+async def drain(c: Cluster, calls_n: int) -> dict[str, Any]:
+    victim = "agent-1"
+    calls = [await greeted(c) for _ in range(calls_n)]
+    on_victim = [call for call in calls if await c.agent_of(call.call_id) == victim]
+    started = time.monotonic()
+    c.kill(victim, signal.SIGTERM)
+    code = await asyncio.to_thread(c.wait_exit, victim, 60)
+    exit_s = time.monotonic() - started
+    dropped = 0
+    for call in calls:
+        try:
+            await call.send_audio(tone(0.6) + silence(0.6))
+            await call.wait_for(final("agent", 2), timeout=20)
+        except (TimeoutError, ConnectionError):
+            dropped += 1
+        await call.end()
+        await call.close()
+    return {
+        "calls": calls_n,
+        "calls_on_drained_agent": len(on_victim),
+        "sigterm_to_exit_s": round(exit_s, 2),
+        "exit_code": code,
+        "calls_dropped": dropped,
+    }
+
+
+async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
+    """Caller frames stamped with the send time; the agent side of the bus is this
+    process (a RedisBus subscriber per room, on the real Redis), so the figure is
+    WebSocket client -> landing edge -> Redis -> subscriber, per frame."""
+    from voxfleet.bus.base import room_down, room_up
+    from voxfleet.bus.messages import Audio, decode, encode_control
+    from voxfleet.bus.redis import RedisBus
+
+    bus = RedisBus(c.redis.url)
+    delays: list[float] = []
+    clients: list[CallClient] = []
+    subs = []
+    try:
+        for _ in range(calls_n):
+            call = CallClient(c.base)
+            data = await call.create()
+            sub = await bus.subscribe(room_up(call.call_id))
+            subs.append(sub)
+            await call.connect(data["media_url"], wait_ready=False)
+            await bus.publish(
+                room_down(call.call_id), encode_control("attached", sample_rate=16000)
+            )
+            await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
+            clients.append(call)
+
+        async def receive(sub: Any) -> None:
+            while (message := await sub.get(timeout=2.0)) is not None:
+                item = decode(message)
+                if isinstance(item, Audio) and len(item.pcm) >= 8:
+                    sent = int.from_bytes(item.pcm[:8], "little") / 1e9
+                    delays.append((time.time() - sent) * 1000)
+
+        async def send(call: CallClient) -> None:
+            assert call.ws is not None
+            start = time.monotonic()
+            for i in range(int(seconds * 50)):
+                frame = time.time_ns().to_bytes(8, "little") + b"\x00" * 632
+                await call.ws.send(frame)
+                await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+
+        receivers = [asyncio.create_task(receive(s)) for s in subs]
+        await asyncio.gather(*(send(call) for call in clients))
+        await asyncio.gather(*receivers)
+    finally:
+        for call in clients:
+            await call.close()
+        for sub in subs:
+            await sub.close()
+        await bus.close()
+    return {"calls": calls_n, "frames": len(delays), "client_to_agent_bus_ms": stats(delays)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("which", choices=["failover", "dispatch", "drain", "relay"])
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--rooms", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="voxfleet-bench-"))
+    shape = {
+        "failover": {"agents": 3, "capacity": 2},
+        "dispatch": {"agents": 5, "capacity": max(1, args.rooms // 5 + 1)},
+        "drain": {"agents": 3, "capacity": 10},
+        "relay": {"agents": 0, "capacity": 1},
+    }[args.which]
+    with cluster(work, POSTGRES, **shape) as c:
+        if args.which == "failover":
+            result = asyncio.run(failover(c, args.kills))
+        elif args.which == "dispatch":
+            result = asyncio.run(dispatch(c, args.rooms))
+        elif args.which == "drain":
+            result = asyncio.run(drain(c, args.calls or 10))
+        else:
+            result = asyncio.run(relay(c, args.calls or 50, args.seconds))
+    print(json.dumps({"benchmark": args.which, "machine": machine(), **shape, **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
