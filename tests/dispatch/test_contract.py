@@ -5,6 +5,7 @@ Redis side runs against a real redis-server of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -55,7 +56,18 @@ async def parts(request: pytest.FixtureRequest) -> AsyncIterator[Parts]:
     if request.param == "memory":
         yield Parts(InProcessRoomQueue(), InProcessRoomDirectory(TTL), InProcessAgentRegistry(0.2))
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    async with _redis_parts(request.getfixturevalue("redis_server")) as found:
+        yield found
+
+
+@pytest.fixture
+async def redis_parts(redis_server: RedisServer) -> AsyncIterator[Parts]:
+    async with _redis_parts(redis_server) as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def _redis_parts(server: RedisServer) -> AsyncIterator[Parts]:
     redis = Redis.from_url(server.url)
     await redis.flushall()
     try:
@@ -86,9 +98,9 @@ async def test_queue_is_fifo_and_counts_waiting_rooms(parts: Parts) -> None:
     assert await parts.queue.take("agent-1", timeout=0.1) is None
 
 
-async def test_a_job_taken_by_a_dead_agent_goes_to_another(parts: Parts) -> None:
-    if parts.redis is None:
-        pytest.skip("in-process: a dead agent is a dead process; nothing to reclaim")
+async def test_a_job_taken_by_a_dead_agent_goes_to_another(redis_parts: Parts) -> None:
+    # Redis only: in-process, a dead agent is a dead process with nothing to reclaim.
+    parts = redis_parts
     await parts.queue.put(job("a"))
     first = await parts.queue.take("dies", timeout=1)
     assert first is not None
@@ -148,9 +160,9 @@ async def test_registry_lists_live_agents_only(parts: Parts) -> None:
     assert await reg.agents() == []
 
 
-async def test_leases_and_state_survive_redis_losing_its_data(parts: Parts) -> None:
-    if parts.redis is None:
-        pytest.skip("Redis only")
+async def test_leases_and_state_survive_redis_losing_its_data(redis_parts: Parts) -> None:
+    parts = redis_parts
+    assert parts.redis is not None
     d = parts.directory
     lease = await d.acquire("r", "agent-1", "default")
     assert lease is not None
