@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import uvloop
 from tests.audio import silence, tone
 from tests.support.cluster import Cluster, cluster
 
@@ -91,36 +92,38 @@ async def failover(c: Cluster, kills: int) -> dict[str, Any]:
 
 
 async def dispatch(c: Cluster, rooms: int) -> dict[str, Any]:
-    """Create calls one by one up to ``rooms`` concurrent; for each, the time from
-    POST /api/calls to `ready` (which the edge sends once an agent attached)."""
+    """Open calls one by one up to ``rooms`` concurrent, then replace them one at
+    a time at full load. For each: ``wait_ms`` from `ready` (the room queued to an
+    agent attached, as the edge saw it) and the client's POST /api/calls ->
+    `ready` (adds HTTP, the database writes and the WebSocket handshake)."""
     calls: list[CallClient] = []
-    first_ms: list[float] = []
-    loaded_ms: list[float] = []
-    for i in range(rooms):
+    filling: list[tuple[float, float]] = []
+    at_full: list[tuple[float, float]] = []
+
+    async def open_call(into: list[tuple[float, float]]) -> None:
         call = CallClient(c.base)
         started = time.monotonic()
         await call.start()
-        elapsed = (time.monotonic() - started) * 1000
-        (first_ms if i == 0 else loaded_ms).append(elapsed)
+        assert call.ready is not None
+        into.append((float(call.ready["wait_ms"]), (time.monotonic() - started) * 1000))
         calls.append(call)
-    # One more round at full load: end one call, start one, repeatedly.
-    at_full: list[float] = []
+
+    for _ in range(rooms):
+        await open_call(filling)
     for _ in range(20):
         old = calls.pop(0)
         await old.end()
         await old.close()
-        call = CallClient(c.base)
-        started = time.monotonic()
-        await call.start()
-        at_full.append((time.monotonic() - started) * 1000)
-        calls.append(call)
+        await open_call(at_full)
     for call in calls:
         await call.end()
         await call.close()
     return {
-        "create_to_ready_ms_first_room": stats(first_ms),
-        "create_to_ready_ms_while_filling": stats(loaded_ms),
-        f"create_to_ready_ms_at_{rooms}_rooms": stats(at_full),
+        "wait_ms_first_room": filling[0][0],
+        "wait_ms_while_filling": stats([w for w, _ in filling[1:]]),
+        f"wait_ms_at_{rooms}_rooms": stats([w for w, _ in at_full]),
+        "create_to_ready_ms_while_filling": stats([t for _, t in filling[1:]]),
+        f"create_to_ready_ms_at_{rooms}_rooms": stats([t for _, t in at_full]),
     }
 
 
@@ -154,11 +157,16 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
     """Caller frames stamped with the send time; the agent side of the bus is this
     process (a RedisBus subscriber per room, on the real Redis), so the figure is
     WebSocket client -> landing edge -> Redis -> subscriber, per frame."""
+    from redis.asyncio import Redis
+
     from voxfleet.bus.base import room_down, room_up
     from voxfleet.bus.messages import Audio, decode, encode_control
     from voxfleet.bus.redis import RedisBus
+    from voxfleet.dispatch.redis import RedisRoomQueue
 
     bus = RedisBus(c.redis.url)
+    redis = Redis.from_url(c.redis.url)
+    queue = RedisRoomQueue(redis)
     delays: list[float] = []
     clients: list[CallClient] = []
     subs = []
@@ -169,9 +177,11 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
             sub = await bus.subscribe(room_up(call.call_id))
             subs.append(sub)
             await call.connect(data["media_url"], wait_ready=False)
-            await bus.publish(
-                room_down(call.call_id), encode_control("attached", sample_rate=16000)
-            )
+            job = await queue.take("bench-agent", timeout=10)  # this process is the agent
+            assert job is not None and job.room_id == call.call_id
+            await queue.done(job)
+            attached = encode_control("attached", sample_rate=16000)
+            await bus.publish(room_down(call.call_id), attached)
             await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
             clients.append(call)
 
@@ -199,6 +209,7 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
         for sub in subs:
             await sub.close()
         await bus.close()
+        await redis.aclose()
     return {"calls": calls_n, "frames": len(delays), "client_to_agent_bus_ms": stats(delays)}
 
 
@@ -219,15 +230,18 @@ def main() -> None:
         "drain": {"agents": 3, "capacity": 10},
         "relay": {"agents": 0, "capacity": 1},
     }[args.which]
-    with cluster(work, POSTGRES, **shape) as c:
+    with (
+        cluster(work, POSTGRES, **shape) as c,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as r,
+    ):
         if args.which == "failover":
-            result = asyncio.run(failover(c, args.kills))
+            result = r.run(failover(c, args.kills))
         elif args.which == "dispatch":
-            result = asyncio.run(dispatch(c, args.rooms))
+            result = r.run(dispatch(c, args.rooms))
         elif args.which == "drain":
-            result = asyncio.run(drain(c, args.calls or 10))
+            result = r.run(drain(c, args.calls or 10))
         else:
-            result = asyncio.run(relay(c, args.calls or 50, args.seconds))
+            result = r.run(relay(c, args.calls or 50, args.seconds))
     print(json.dumps({"benchmark": args.which, "machine": machine(), **shape, **result}, indent=2))
 
 

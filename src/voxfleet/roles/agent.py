@@ -224,6 +224,7 @@ class AgentWorker:
                     resume=job.resume,
                     replay_from=state.audio_seq,
                     sample_rate=self._providers.tts.sample_rate,
+                    enqueued_at=job.enqueued_at,
                 )
                 DISPATCH_SECONDS.observe(max(0.0, time.time() - job.enqueued_at))
                 if job.handover_from:

@@ -206,13 +206,15 @@ class MediaEdge:
         log.error("could not record call end", call_id=sock.call_id, reason=reason.value)
 
     async def _to_caller(self, sock: _CallSocket, down: Subscription, uplink: Uplink) -> None:
-        sample_rate = await self._wait_for_agent(sock, down, uplink)
-        if sample_rate is None:
+        attached = await self._wait_for_agent(sock, down, uplink)
+        if attached is None:
             return
+        sample_rate, wait_ms = attached
         await sock.send_json(
             {
                 "type": "ready",
                 "call_id": sock.call_id,
+                "wait_ms": wait_ms,
                 "sample_rate": sample_rate,
                 "input_sample_rate": INPUT_RATE,
                 "max_frame_ms": MAX_FRAME_MS,
@@ -245,9 +247,10 @@ class MediaEdge:
 
     async def _wait_for_agent(
         self, sock: _CallSocket, down: Subscription, uplink: Uplink
-    ) -> int | None:
-        """Wait until an agent attaches (returns its audio rate), saying "queued"
-        if none does at once; None when none came in time."""
+    ) -> tuple[int, float] | None:
+        """Wait until an agent attaches, saying "queued" if none does at once.
+        Returns the agent's audio rate and how long the room waited for it (ms,
+        queued to attached); None when no agent came in time."""
         deadline = time.monotonic() + self._limits.attach_timeout
         queued_sent = False
         while (left := deadline - time.monotonic()) > 0:
@@ -264,7 +267,15 @@ class MediaEdge:
             if isinstance(decoded, Control) and decoded.type == "attached":
                 uplink.replay(0)
                 rate = decoded.body.get("sample_rate")
-                return rate if isinstance(rate, int) and rate > 0 else DEFAULT_AGENT_RATE
+                queued_at = decoded.body.get("enqueued_at")
+                wait_ms = (
+                    round((time.time() - queued_at) * 1000, 1)
+                    if isinstance(queued_at, (int, float))
+                    else 0.0
+                )
+                if not (isinstance(rate, int) and rate > 0):
+                    rate = DEFAULT_AGENT_RATE
+                return rate, wait_ms
         sock.end(EndReason.NO_AGENT)
         return None
 
