@@ -19,7 +19,9 @@ log = get_logger("voxfleet")
 def _settings(**overrides: object) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except ValidationError as e:
+    except ValueError as e:
+        if not isinstance(e, ValidationError):  # raised by a settings source (*_FILE)
+            raise ConfigError(f"invalid configuration: {e}") from e
         lines = [
             f"  {'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
             for err in e.errors()

@@ -45,10 +45,8 @@ class Parts:
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+    with RedisServer(free_port()) as server:
+        yield server
 
 
 @pytest.fixture(params=["memory", "redis"])

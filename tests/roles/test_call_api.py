@@ -118,6 +118,7 @@ async def test_bad_frames_get_errors_and_the_call_goes_on(tmp_path: Path) -> Non
         await ws.send(b"\x00\x00\x00")  # odd byte count
         await ws.send(b"\x00\x00" * 3201)  # 200.06 ms
         await ws.send("x" * 5000)
+        await ws.send("[" * 3000 + "]" * 1000)  # nested deeper than the parser goes
         for code in (
             "invalid_json",
             "unknown_type",
@@ -126,7 +127,10 @@ async def test_bad_frames_get_errors_and_the_call_goes_on(tmp_path: Path) -> Non
             "message_too_long",
         ):
             await call.wait_for(lambda m, c=code: m["type"] == "error" and m["code"] == c)
-        assert len([m for m in call.of_type("error") if m["code"] == "invalid_json"]) == 2
+        await call.wait_for(
+            lambda m: m["type"] == "error" and "nested" in m.get("message", ""), timeout=5
+        )
+        assert len([m for m in call.of_type("error") if m["code"] == "invalid_json"]) == 3
         # The call still works after all that.
         await call.send_audio(tone(0.6) + silence(0.6))
         await call.wait_for(

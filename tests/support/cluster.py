@@ -209,5 +209,5 @@ def cluster(
         raise
     finally:
         c.stop()
-        redis.stop()
+        redis.cleanup()
         _drop_database(postgres_server, db_name)

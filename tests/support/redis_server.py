@@ -1,5 +1,6 @@
 """A throwaway ``redis-server`` on a free local port, for tests that need a real
-Redis they may stop, restart or protect with a password (never the shared one)."""
+Redis they may stop, restart, protect with a password or serve over TLS (never the
+shared one)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -26,17 +28,28 @@ class RedisServer:
 
     ``start()`` returns once the server answers PING; ``stop()`` sends SIGTERM and
     waits for the process to exit; ``restart()`` does both on the same port (the
-    new server starts empty, as a real Redis restart without persistence does)."""
+    new server starts empty, as a real Redis restart without persistence does).
+    With ``tls=True`` it serves only TLS, with a self-signed certificate whose CA
+    file is ``ca_file``."""
 
-    def __init__(self, port: int | None = None, *, password: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, password: str | None = None, tls: bool = False
+    ) -> None:
         self.port = port if port is not None else free_port()
         self.password = password
+        self.tls = tls
         self._dir = Path(tempfile.mkdtemp(prefix="vf-redis-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        if tls:
+            self._make_certificate()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    @property
+    def ca_file(self) -> Path:
+        return self._dir / "cert.pem"
 
     @property
     def running(self) -> bool:
@@ -48,7 +61,12 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = [binary, "--bind", "127.0.0.1"]
+        if self.tls:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            args += ["--tls-cert-file", str(self.ca_file), "--tls-key-file", str(self._key)]
+        else:
+            args += ["--port", str(self.port)]
         args += ["--save", "", "--appendonly", "no", "--dir", str(self._dir)]
         if self.password is not None:
             args += ["--requirepass", self.password]
@@ -92,12 +110,27 @@ class RedisServer:
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
 
+    @property
+    def _key(self) -> Path:
+        return self._dir / "key.pem"
+
+    def _make_certificate(self) -> None:
+        subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]
+        files = ["-keyout", str(self._key), "-out", str(self.ca_file)]
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"]
+        subprocess.run(
+            ["openssl", "req", "-x509", *key, *subject, *files],
+            check=True,
+            capture_output=True,
+        )
+
     def _answers_ping(self) -> bool:
         """True once the server replies at all: +PONG, or -NOAUTH when it has a password."""
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
-        ):
+        with contextlib.ExitStack() as stack, contextlib.suppress(OSError):
+            s = stack.enter_context(socket.create_connection(("127.0.0.1", self.port), 0.5))
+            if self.tls:
+                context = ssl.create_default_context(cafile=self.ca_file)
+                s = stack.enter_context(context.wrap_socket(s, server_hostname="127.0.0.1"))
             s.sendall(b"PING\r\n")
             return s.recv(64)[:1] in (b"+", b"-")
         return False

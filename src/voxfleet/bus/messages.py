@@ -53,7 +53,7 @@ def decode(message: bytes) -> Audio | Control:
     if kind == JSON:
         try:
             body = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise MalformedMessage(f"bad JSON payload: {e}") from e
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             raise MalformedMessage("JSON payload is not an object with a string 'type'")

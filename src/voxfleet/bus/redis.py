@@ -1,17 +1,14 @@
-"""Bus on Redis pub/sub: carries room audio, control and events between the landing
-edge, agents and monitors when the roles run as separate processes. Pub/sub keeps
-nothing: a message published while Redis is unreachable is lost and subscribers
-see a gap; callers that need replay (the media edge) keep their own buffer.
-
-One pub/sub connection per bus carries every local subscription; a reader task
-fans messages out to bounded per-subscription queues (as in memory.py) and, when
-the connection drops, reconnects with backoff and subscribes again by itself."""
+"""Bus on Redis pub/sub, for roles in separate processes: room audio, control and events
+between the landing edge, agents and monitors. One connection per bus carries every local
+subscription and re-subscribes when Redis returns. Messages published while Redis is
+unreachable are lost (subscribers see a gap); callers that need replay (the edge) buffer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
+import ssl
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,9 +64,20 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def _misconfigured(error: BaseException | None) -> bool:
+    """Wrong password or an untrusted TLS certificate: waiting will not help."""
+    while error is not None:
+        if isinstance(error, (*_AUTH_ERRORS, ssl.SSLCertVerificationError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _failure(action: str, error: BaseException | None) -> VoxfleetError:
-    if isinstance(error, _AUTH_ERRORS):
-        return ConfigError(f"redis rejected the bus credentials ({error}); check the password")
+    if _misconfigured(error):
+        return ConfigError(
+            f"redis refused the bus: {_describe(error)}; check the credentials and certificate"
+        )
     return BusUnavailable(f"redis is unreachable, could not {action}: {_describe(error)}")
 
 
@@ -132,11 +140,15 @@ class RedisBus(Bus):
     as Redis may have delivered it."""
 
     def __init__(self, url: str, *, password: str | None = None, name: str = "voxfleet") -> None:
+        if not name or any(c.isspace() for c in name):
+            raise ConfigError(f"bus name {name!r} must be one word (it is the Redis client name)")
         options: dict[str, Any] = {
             # Retries are ours: bounded, backed off, and never resending a message.
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
-            "socket_timeout": PUBLISH_TIMEOUT_S,
+            # Deadlines are ours too (asyncio.timeout): with a socket timeout redis-py
+            # sends through asyncio.wait_for, which on 3.11 can swallow a cancellation.
+            "socket_timeout": None,
             "socket_keepalive": True,
             "client_name": name,
             "protocol": 2,  # pub/sub messages as plain replies, not RESP3 pushes
@@ -165,6 +177,8 @@ class RedisBus(Bus):
 
     async def ping(self) -> bool:
         """Readiness: Redis answers PING within the publish timeout."""
+        if self._closed:
+            return False
         self._start()
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
@@ -182,12 +196,10 @@ class RedisBus(Bus):
                 async with asyncio.timeout_at(deadline):
                     await self._redis.publish(_channel(topic), message)
                 return
-            except _AUTH_ERRORS as e:
-                raise _failure("publish", e) from e
             except _REFUSED as e:  # Redis did not take the message: safe to send again
                 failures += 1
                 pause = _backoff(failures)
-                if loop.time() + pause >= deadline:
+                if _misconfigured(e) or loop.time() + pause >= deadline:
                     raise _failure("publish", e) from e
                 await asyncio.sleep(pause)
             except _REDIS_ERRORS as e:  # no reply in time: it may have been delivered
@@ -238,7 +250,8 @@ class RedisBus(Bus):
                 self._pending[channel].append(state)
                 args.append(channel)
             try:
-                await conn.send_command(*args, check_health=False)
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    await conn.send_command(*args, check_health=False)
             except _REDIS_ERRORS as e:
                 log.debug(
                     "bus command not sent", bus=self._name, command=command, error=_describe(e)
@@ -256,7 +269,7 @@ class RedisBus(Bus):
         failures = 0
         down_since = 0.0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:  # cancellation ends this; the flag is a backstop
             conn = self._redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
             try:
                 await self._attach(conn)
@@ -295,7 +308,8 @@ class RedisBus(Bus):
                 self._pending[channel].append(state)
                 channels.append(channel)
             if channels:
-                await conn.send_command("SUBSCRIBE", *channels, check_health=False)
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    await conn.send_command("SUBSCRIBE", *channels, check_health=False)
         self._last_error = None
 
     def _detach(self, conn: AbstractConnection) -> None:
@@ -307,7 +321,7 @@ class RedisBus(Bus):
 
     async def _read(self, conn: AbstractConnection) -> None:
         pinged = False
-        while True:
+        while not self._closed:
             reply = await conn.read_response(timeout=HEALTH_INTERVAL_S)
             if reply is None:
                 if pinged:

@@ -44,6 +44,8 @@ class ConversationState(BaseModel):
         """The tail of the history, merging consecutive items of one role (a caller
         who spoke again before the agent answered)."""
         merged: list[HistoryItem] = []
+        if max_items <= 0:
+            return merged
         for item in self.history[-max_items:]:
             if merged and merged[-1].role == item.role:
                 merged[-1] = HistoryItem(role=item.role, text=f"{merged[-1].text} {item.text}")

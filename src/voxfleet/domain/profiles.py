@@ -9,12 +9,14 @@ import tomllib
 from importlib.resources import files
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voxfleet.errors import ConfigError
 
 
 class GenerationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     temperature: float = Field(0.3, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(60, ge=1, le=1024)
@@ -23,6 +25,8 @@ class GenerationSettings(BaseModel):
 
 
 class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     title: str = ""
     system_prompt: str = Field(min_length=1)

@@ -7,8 +7,8 @@ with backoff, so none are lost while the process lives."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
+from voxfleet.aio import cancel_and_wait
 from voxfleet.domain.calls import Turn
 from voxfleet.errors import VoxfleetError
 from voxfleet.observability.logging import get_logger
@@ -72,7 +72,6 @@ class StoreTurnSink(TurnSink):
 
     async def close(self, timeout: float = 5.0) -> None:
         await self.flush(timeout)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if not self._queue.empty():
+            log.error("turns not written at shutdown", count=self._queue.qsize())
+        await cancel_and_wait(self._task)

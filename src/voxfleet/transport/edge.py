@@ -189,21 +189,30 @@ class MediaEdge:
         CALLS_ENDED.labels(reason.value).inc()
         log.info("call ended", call_id=sock.call_id, reason=reason.value)
         ended_at = time.time()
+        # Recorded before the socket closes, so a client that reads the call right
+        # after sees it ended; a database outage is ridden out after the close.
+        recorded = await self._record_end(sock.call_id, reason, ended_at, attempts=1)
         if sock.open and reason is not EndReason.CALLER_DISCONNECTED:
             await sock.send_json({"type": "ended", "reason": reason.value})
             code = _CLOSE_FOR_REASON.get(reason, CLOSE_NORMAL)
             with contextlib.suppress(RuntimeError, OSError):
                 await sock.ws.close(code, reason.value)
-        # The caller is gone; now record the end, riding out a database blip.
-        for attempt in range(END_RECORD_ATTEMPTS):
+        if not recorded and not await self._record_end(
+            sock.call_id, reason, ended_at, attempts=END_RECORD_ATTEMPTS
+        ):
+            log.error("could not record call end", call_id=sock.call_id, reason=reason.value)
+
+    async def _record_end(self, call_id: str, reason: EndReason, at: float, attempts: int) -> bool:
+        for attempt in range(attempts):
             try:
-                await self._store.end_call(sock.call_id, reason, ended_at)
-                return
+                await self._store.end_call(call_id, reason, at)
+                return True
             except VoxfleetError as e:
                 if not e.retryable:
-                    break
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        log.error("could not record call end", call_id=sock.call_id, reason=reason.value)
+                    return False
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        return False
 
     async def _to_caller(self, sock: _CallSocket, down: Subscription, uplink: Uplink) -> None:
         attached = await self._wait_for_agent(sock, down, uplink)
@@ -320,6 +329,9 @@ class MediaEdge:
             body = json.loads(text)
         except json.JSONDecodeError as e:
             await sock.error("invalid_json", f"text message is not JSON: {e.msg}")
+            return False
+        except RecursionError:
+            await sock.error("invalid_json", "text message is nested too deeply")
             return False
         if not isinstance(body, dict) or not isinstance(body.get("type"), str):
             await sock.error("invalid_json", "text message must be an object with a string 'type'")

@@ -22,7 +22,7 @@ class _Bucket:
         if self.at is not None:
             self.level = min(self.burst, self.level + (now - self.at) * self.rate)
         self.at = now
-        if amount > self.level:
+        if amount > self.level + 1e-9:  # float sums of 20 ms frames must not refuse one
             return False
         self.level -= amount
         return True

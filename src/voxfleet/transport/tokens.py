@@ -39,7 +39,12 @@ class MediaTokens:
         """Raise AuthError (code ``token_invalid``, ``token_expired`` or
         ``token_foreign``) unless ``token`` admits to ``call_id`` now."""
         payload, _, signature = token.partition(".")
-        if not payload or not signature or not hmac.compare_digest(signature, self._sign(payload)):
+        if (
+            not token.isascii()
+            or not payload
+            or not signature
+            or not hmac.compare_digest(signature, self._sign(payload))
+        ):
             raise AuthError("token: not a valid media token", code="token_invalid")
         try:
             body = json.loads(_unb64(payload))

@@ -1,0 +1,84 @@
+"""The command line: configuration errors end with exit code 2 and a message, not a
+traceback; ``voxfleet migrate`` builds the schema in a real SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from voxfleet.cli import main
+from voxfleet.store.db import alembic_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No VOXFLEET_* variable from the outer environment, and no stray .env file."""
+    for name in list(os.environ):
+        if name.upper().startswith("VOXFLEET_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI configures the root logger; put it back for the tests that follow."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def alembic_versions(db: Path) -> list[str]:
+    with closing(sqlite3.connect(db)) as connection:
+        return [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+
+
+def test_migrate_in_prod_without_a_secret_exits_2_naming_secret_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+
+    assert main(["migrate"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("voxfleet: ")
+    assert "secret_key" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "voxfleet.db").exists()
+
+
+def test_migrate_with_unreadable_secret_file_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY_FILE", str(tmp_path / "no-such-secret"))
+
+    assert main(["migrate"]) == 2
+    assert "VOXFLEET_SECRET_KEY_FILE" in capsys.readouterr().err
+
+
+def test_migrate_creates_the_sqlite_database_at_head(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"  # does not exist yet: migrate creates it
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(data_dir))
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+
+    assert main(["migrate"]) == 0
+    assert alembic_versions(data_dir / "voxfleet.db") == [head]
+
+    # Migrating an up-to-date database is a no-op.
+    assert main(["migrate"]) == 0
+    assert alembic_versions(data_dir / "voxfleet.db") == [head]

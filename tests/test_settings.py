@@ -1,0 +1,199 @@
+"""Settings: defaults, VOXFLEET_* variables, secrets from *_FILE, and the checks that
+keep a production process from starting on development defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from voxfleet.errors import ConfigError
+from voxfleet.settings import DEV_SECRET_KEY, SECRET_FIELDS, Settings
+
+pytestmark = pytest.mark.unit
+
+GOOD_SECRET = "a-production-secret-of-32-chars!"
+PG_URL = "postgresql+asyncpg://voxfleet:hunter2-pw@db.internal:5432/voxfleet"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No VOXFLEET_* variable from the outer environment, and no stray .env file."""
+    for name in list(os.environ):
+        if name.upper().startswith("VOXFLEET_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def settings() -> Settings:
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def secret_file(tmp_path: Path, content: str) -> Path:
+    path = tmp_path / "mounted-secret"
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    s = settings()
+    assert s.env == "dev"
+    assert (s.host, s.port) == ("127.0.0.1", 8080)
+    assert s.data_dir == Path("var")
+    assert s.database_url is None
+    assert s.redis_url is None
+    assert s.secret_key.get_secret_value() == DEV_SECRET_KEY
+    assert s.token_ttl_seconds == 120
+    assert s.default_profile == "default"
+    assert s.providers == "local"
+    assert s.log_level == "INFO"
+
+
+def test_prefixed_env_vars_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", GOOD_SECRET)
+    monkeypatch.setenv("VOXFLEET_PORT", "9090")
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VOXFLEET_AGENT_CAPACITY", "8")
+    monkeypatch.setenv("VOXFLEET_REDIS_URL", "rediss://cache:6380/0")
+    monkeypatch.setenv("VOXFLEET_LOG_FORMAT", "json")
+
+    s = settings()
+    assert s.env == "prod"
+    assert s.secret_key.get_secret_value() == GOOD_SECRET
+    assert s.port == 9090
+    assert s.data_dir == tmp_path
+    assert s.agent_capacity == 8
+    assert s.redis_url == SecretStr("rediss://cache:6380/0")
+    assert s.log_format == "json"
+
+
+def test_unprefixed_env_vars_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9999")
+    monkeypatch.setenv("SECRET_KEY", "x")
+    s = settings()
+    assert s.port == 8080
+    assert s.secret_key.get_secret_value() == DEV_SECRET_KEY
+
+
+@pytest.mark.parametrize("field", SECRET_FIELDS)
+def test_secret_is_read_from_its_file_and_stripped(
+    field: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    value = "value-from-a-mounted-key-vault-secret"
+    path = secret_file(tmp_path, f"  {value}\n\n")
+    monkeypatch.setenv(f"VOXFLEET_{field.upper()}_FILE", str(path))
+
+    secret = getattr(settings(), field)
+    assert isinstance(secret, SecretStr)
+    assert secret.get_secret_value() == value
+
+
+def test_database_url_file_sets_sqlalchemy_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_DATABASE_URL_FILE", str(secret_file(tmp_path, PG_URL + "\n")))
+    assert settings().sqlalchemy_url == PG_URL
+
+
+def test_secret_key_file_satisfies_prod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY_FILE", str(secret_file(tmp_path, GOOD_SECRET)))
+    assert settings().secret_key.get_secret_value() == GOOD_SECRET
+
+
+@pytest.mark.parametrize("field", ["secret_key", "database_url"])
+def test_var_and_its_file_together_is_an_error_naming_both(
+    field: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    var = f"VOXFLEET_{field.upper()}"
+    monkeypatch.setenv(var, GOOD_SECRET)
+    monkeypatch.setenv(f"{var}_FILE", str(secret_file(tmp_path, GOOD_SECRET)))
+
+    with pytest.raises((ValueError, ConfigError)) as excinfo:
+        settings()
+    message = str(excinfo.value)
+    assert re.search(rf"\b{var}\b(?!_FILE)", message), message
+    assert f"{var}_FILE" in message
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_unreadable_file_is_an_error_naming_the_variable(
+    kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "no-such-secret" if kind == "missing" else tmp_path
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY_FILE", str(path))
+
+    with pytest.raises((ValueError, ConfigError)) as excinfo:
+        settings()
+    assert "VOXFLEET_SECRET_KEY_FILE" in str(excinfo.value)
+
+
+def test_secret_file_content_stays_out_of_repr(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_DATABASE_URL_FILE", str(secret_file(tmp_path, PG_URL)))
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", GOOD_SECRET)
+    text = repr(settings())
+    assert "hunter2-pw" not in text
+    assert GOOD_SECRET not in text
+
+
+def test_prod_rejects_the_dev_secret_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    with pytest.raises(ValidationError, match="secret_key"):
+        settings()
+
+
+def test_prod_rejects_the_dev_secret_given_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", DEV_SECRET_KEY)
+    with pytest.raises(ValidationError, match="secret_key"):
+        settings()
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_short_secret_is_rejected(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", env)
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", "x" * 15)
+    with pytest.raises(ValidationError, match="secret_key"):
+        settings()
+
+
+def test_sixteen_character_secret_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", "x" * 16)
+    assert settings().secret_key.get_secret_value() == "x" * 16
+
+
+def test_sqlalchemy_url_defaults_to_sqlite_in_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert settings().sqlalchemy_url == "sqlite+aiosqlite:///var/voxfleet.db"
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+    assert settings().sqlalchemy_url == f"sqlite+aiosqlite:///{tmp_path / 'voxfleet.db'}"
+
+
+def test_database_url_overrides_sqlalchemy_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VOXFLEET_DATABASE_URL", PG_URL)
+    assert settings().sqlalchemy_url == PG_URL
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http"])
+def test_invalid_port_is_rejected(port: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_PORT", port)
+    with pytest.raises(ValidationError) as excinfo:
+        settings()
+    assert [e["loc"] for e in excinfo.value.errors()] == [("port",)]
+
+
+@pytest.mark.parametrize("port", ["1", "65535"])
+def test_port_bounds_are_accepted(port: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_PORT", port)
+    assert settings().port == int(port)
