@@ -7,16 +7,14 @@ import asyncio
 import contextlib
 import os
 import platform
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
+from tests.support.server import up_process_handle
 
 from voxfleet.audio import INPUT_RATE, float_to_pcm16, pcm16_to_float, resample
 from voxfleet.client import CallClient
@@ -43,34 +41,9 @@ def rss_mib(pid: int) -> float:
 
 @contextlib.contextmanager
 def up_server(env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tempfile.mkdtemp(prefix="voxfleet-bench-")
-    log = Path(data) / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "voxfleet", "up", "--port", str(port)],
-            env={**os.environ, "VOXFLEET_DATA_DIR": data, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("server not ready in 180 s")
-                time.sleep(0.2)
-            yield base, proc
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    """`voxfleet up` with the local models in a fresh data directory."""
+    with up_process_handle(Path(tempfile.mkdtemp(prefix="voxfleet-bench-")), **(env or {})) as up:
+        yield up
 
 
 def piper_question(text: str) -> bytes:

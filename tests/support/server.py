@@ -61,6 +61,13 @@ async def app_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[st
 @contextlib.contextmanager
 def up_process(tmp_path: Path, **env: str) -> Iterator[str]:
     """Run `voxfleet up` with the real local models as a subprocess; yields its URL."""
+    with up_process_handle(tmp_path, **env) as (base, _proc):
+        yield base
+
+
+@contextlib.contextmanager
+def up_process_handle(tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`voxfleet up` as a subprocess (its log in tmp_path); yields (URL, process)."""
     port = free_port()
     log = (tmp_path / "voxfleet-up.log").open("w")
     proc = subprocess.Popen(
@@ -84,7 +91,7 @@ def up_process(tmp_path: Path, **env: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError("voxfleet up did not become ready in 180 s")
             time.sleep(0.2)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:

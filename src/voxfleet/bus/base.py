@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -41,6 +43,37 @@ class Subscription(ABC):
             if message is None:
                 return
             yield message
+
+
+class QueuedSubscription(Subscription):
+    """A subscription fed by its bus into a bounded queue. A slow subscriber
+    cannot stall publishers: when the queue is full the oldest message is
+    dropped and counted (audio is real time; stale audio is worth less)."""
+
+    def __init__(self, topic: str, limit: int) -> None:
+        self.topic = topic
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(limit)
+        self.dropped = 0
+        self._closed = False
+
+    def _deliver(self, message: bytes | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(message)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._queue.get_nowait()
+                    self.dropped += 1
+
+    async def get(self, timeout: float | None = None) -> bytes | None:
+        if self._closed and self._queue.empty():
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
 
 
 class Bus(ABC):

@@ -6,41 +6,17 @@ worth less than fresh)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import defaultdict
 
-from voxfleet.bus.base import Bus, Subscription
+from voxfleet.bus.base import Bus, QueuedSubscription, Subscription
 
 QUEUE_LIMIT = 1000
 
 
-class _MemorySubscription(Subscription):
+class _MemorySubscription(QueuedSubscription):
     def __init__(self, bus: InProcessBus, topic: str) -> None:
-        self.topic = topic
+        super().__init__(topic, QUEUE_LIMIT)
         self._bus = bus
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
-        self.dropped = 0
-        self._closed = False
-
-    def _deliver(self, message: bytes | None) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(message)
-                return
-            except asyncio.QueueFull:
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self._queue.get_nowait()
-                    self.dropped += 1
-
-    async def get(self, timeout: float | None = None) -> bytes | None:
-        if self._closed and self._queue.empty():
-            return None
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._queue.get()
-        except TimeoutError:
-            return None
 
     async def close(self) -> None:
         if not self._closed:

@@ -6,7 +6,6 @@ unreachable are lost (subscribers see a gap); callers that need replay (the edge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import ssl
 from collections import defaultdict, deque
@@ -22,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
 from voxfleet.aio import cancel_and_wait
-from voxfleet.bus.base import Bus, Subscription
+from voxfleet.bus.base import Bus, QueuedSubscription, Subscription
 from voxfleet.bus.memory import QUEUE_LIMIT
 from voxfleet.errors import ConfigError, VoxfleetError
 from voxfleet.observability.logging import get_logger
@@ -85,32 +84,10 @@ def _describe(error: BaseException | None) -> str:
     return "no answer" if error is None else f"{type(error).__name__}: {error}"
 
 
-class _RedisSubscription(Subscription):
+class _RedisSubscription(QueuedSubscription):
     def __init__(self, bus: RedisBus, topic: str) -> None:
-        self.topic = topic
+        super().__init__(topic, QUEUE_LIMIT)
         self._bus = bus
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
-        self.dropped = 0
-        self._closed = False
-
-    def _deliver(self, message: bytes | None) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(message)
-                return
-            except asyncio.QueueFull:
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    self._queue.get_nowait()
-                    self.dropped += 1
-
-    async def get(self, timeout: float | None = None) -> bytes | None:
-        if self._closed and self._queue.empty():
-            return None
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._queue.get()
-        except TimeoutError:
-            return None
 
     def _end(self) -> None:
         if not self._closed:
