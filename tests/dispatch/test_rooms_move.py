@@ -15,6 +15,7 @@ import pytest
 
 from tests.audio import silence, tone
 from tests.support.cluster import Cluster, cluster
+from tests.support.speech import piper_speech
 from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,11 @@ async def turn(call: CallClient, seconds: float, seq: int) -> dict[str, Any]:
 
 def greetings(call: CallClient) -> list[dict[str, Any]]:
     return [m for m in call.finals("agent") if m["text"] == "Hi."]
+
+
+async def metrics(base: str) -> str:
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"{base}/metrics")).text
 
 
 async def stored_turns(c: Cluster, call: CallClient) -> list[tuple[str, str]]:
@@ -146,7 +152,16 @@ async def test_capacity_is_respected_and_queued_calls_are_served(one_slot: Clust
     data = await second.create()
     await second.connect(data["media_url"], wait_ready=False)
     await second.wait_for(lambda m: m["type"] == "state" and m["state"] == "queued")
-    assert c.scaling()["queued_rooms"] == 1
+    signal_ = c.scaling()
+    assert signal_["queued_rooms"] == 1 and signal_["active_rooms"] == 1
+    assert signal_["free_capacity"] == 0
+    # ceil((1 active + 1 queued + 2 warm) / 1 per agent), within [2, 50]
+    assert signal_["desired_agents"] == 4
+    assert c.monitor is not None
+    assert "voxfleet_desired_agents 4.0" in await metrics(c.monitor.url)
+    agent = next(iter(c.agents.values()))
+    assert "voxfleet_agent_active_rooms 1.0" in await metrics(agent.url)
+    assert "voxfleet_edge_sockets 2.0" in await metrics(c.base)
     assert second.ready is None and not any(m["type"] == "ready" for m in second.messages)
     await first.end()
     await first.close()
@@ -164,5 +179,33 @@ async def test_redis_restart_is_survived(two_agents: Cluster) -> None:
     await asyncio.to_thread(c.redis.restart)
     await turn(call, 0.8, seq=3)
     assert len(greetings(call)) == 1
+    await call.end()
+    await call.close()
+
+
+@pytest.fixture
+def two_model_agents(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+    with cluster(tmp_path, postgres_server, agents=2, capacity=1, VOXFLEET_PROVIDERS="local") as c:
+        yield c
+
+
+async def test_real_models_carry_a_call_over_a_crash(two_model_agents: Cluster) -> None:
+    c = two_model_agents
+    call = CallClient(c.base)
+    await call.start()
+    await call.wait_for(final("agent", 0), timeout=60)
+    victim = await c.agent_of(call.call_id)
+    speaking = asyncio.create_task(
+        call.send_audio(piper_speech("What is the capital of France?") + silence(1.5))
+    )
+    await asyncio.sleep(0.8)  # mid-question
+    c.kill(victim, signal.SIGKILL)
+    await speaking
+    heard = await call.wait_for(final("user", 1), timeout=60)
+    assert "capital" in heard["text"].lower() and "france" in heard["text"].lower()
+    reply = await call.wait_for(final("agent", 2), timeout=60)
+    assert reply["text"].strip()
+    assert await c.agent_of(call.call_id) != victim
+    assert len([m for m in call.finals("agent") if m["seq"] == 0]) == 1
     await call.end()
     await call.close()
