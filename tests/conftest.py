@@ -10,6 +10,7 @@ import asyncio
 import os
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -72,3 +73,17 @@ async def _probe(url: str) -> str | None:
 
 def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Keep each phase's report on the item, so fixtures can tell a failed test
+    (and, for instance, print the logs of the processes it ran)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is not None and report.failed

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.audio import silence, tone
+from tests.conftest import failed
 from tests.support.cluster import Cluster, cluster
 from tests.support.speech import piper_speech
 from voxfleet.client import CallClient
@@ -22,21 +23,33 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def three_agents(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+def three_agents(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+) -> Iterator[Cluster]:
     with cluster(tmp_path, postgres_server, agents=3, capacity=2) as c:
         yield c
+        if failed(request):
+            print(c.logs())
 
 
 @pytest.fixture
-def one_slot(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+def one_slot(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+) -> Iterator[Cluster]:
     with cluster(tmp_path, postgres_server, agents=1, capacity=1) as c:
         yield c
+        if failed(request):
+            print(c.logs())
 
 
 @pytest.fixture
-def two_agents(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+def two_agents(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+) -> Iterator[Cluster]:
     with cluster(tmp_path, postgres_server, agents=2, capacity=2) as c:
         yield c
+        if failed(request):
+            print(c.logs())
 
 
 def final(role: str, seq: int) -> Any:
@@ -178,15 +191,29 @@ async def test_redis_restart_is_survived(two_agents: Cluster) -> None:
     await turn(call, 0.6, seq=1)
     await asyncio.to_thread(c.redis.restart)
     await turn(call, 0.8, seq=3)
+    # Down for longer than a lease lives, while the caller speaks: the agent
+    # pauses, the edge keeps the audio, and both carry on when Redis is back.
+    await asyncio.to_thread(c.redis.stop)
+    speaking = asyncio.create_task(call.send_audio(tone(1.1) + silence(0.8)))
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(c.redis.start)
+    await speaking
+    heard = await call.wait_for(final("user", 5), timeout=30)
+    assert heard["text"] == "utterance 1.1 seconds"
+    await call.wait_for(final("agent", 6), timeout=20)
     assert len(greetings(call)) == 1
     await call.end()
     await call.close()
 
 
 @pytest.fixture
-def two_model_agents(tmp_path: Path, postgres_server: str) -> Iterator[Cluster]:
+def two_model_agents(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
+) -> Iterator[Cluster]:
     with cluster(tmp_path, postgres_server, agents=2, capacity=1, VOXFLEET_PROVIDERS="local") as c:
         yield c
+        if failed(request):
+            print(c.logs())
 
 
 async def test_real_models_carry_a_call_over_a_crash(two_model_agents: Cluster) -> None:

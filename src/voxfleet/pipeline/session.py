@@ -97,6 +97,7 @@ class RoomSession:
         self._stopped = asyncio.Event()
         self._handover_wanted = False
         self.frozen = asyncio.Event()  # set: idle and handing over; input is ignored
+        self.paused = False  # the lease is unconfirmed: input is ignored until it is
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -159,7 +160,7 @@ class RoomSession:
                     )
                     continue
                 if isinstance(decoded, Audio):
-                    if not self.frozen.is_set():
+                    if not self.frozen.is_set() and not self.paused:
                         await self._on_frame(decoded.pcm, decoded.seq)
                 elif isinstance(decoded, Control) and decoded.type == "hangup":
                     self.hangup_reason = str(decoded.body.get("reason", "caller_ended"))

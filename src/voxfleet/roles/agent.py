@@ -244,26 +244,29 @@ class AgentWorker:
             log.info("room left", room=room_id, agent_id=self.agent_id)
 
     async def _keep_lease(self, session: RoomSession, store: FencedStateStore) -> None:
-        """Renew the lease; stop the session the moment it is not ours, or when
-        Redis has been unreachable for longer than the lease lives (self-fencing:
-        by then another agent may have it)."""
+        """Renew the lease; stop the session the moment it is not ours. When Redis
+        has been unreachable for longer than the lease lives, pause the session
+        (self-fencing: another agent may have the room by now) and keep trying:
+        once Redis answers, either the lease is still ours (or re-asserted after
+        Redis lost its data) and the session resumes, or it moved and we leave."""
         ttl = self._directory.lease_ttl
         last_ok = time.monotonic()
+        room = store.lease.room_id
         while True:
             await asyncio.sleep(ttl / 3)
             try:
                 if not await self._directory.renew(store.lease):
-                    log.info("lease taken over", room=store.lease.room_id, agent_id=self.agent_id)
+                    log.info("lease taken over", room=room, agent_id=self.agent_id)
                     session.stop()
                     return
                 last_ok = time.monotonic()
+                if session.paused:
+                    log.info("lease confirmed, room resumed", room=room, agent_id=self.agent_id)
+                    session.paused = False
             except (VoxfleetError, OSError) as e:
-                if time.monotonic() - last_ok > ttl * 0.9:
-                    log.warning(
-                        "lease unconfirmed, leaving room", room=store.lease.room_id, error=str(e)
-                    )
-                    session.stop()
-                    return
+                if time.monotonic() - last_ok > ttl * 0.9 and not session.paused:
+                    log.warning("lease unconfirmed, room paused", room=room, error=str(e))
+                    session.paused = True
 
     # -- drain ---------------------------------------------------------------------
 
