@@ -204,3 +204,20 @@ async def test_malformed_bus_message_is_dropped() -> None:
         await h.say(tone(0.5) + silence(0.6))
         await h.link.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "user")
     assert finals(h.link, "user")[0]["text"] == "utterance 0.5 seconds"
+
+
+async def test_missing_frames_are_asked_for_again() -> None:
+    async with Harness(greeting="") as h:
+        await h.link.wait_for(lambda m: m["type"] == "state")
+        frame = b"\x00\x00" * 320
+        await h.bus.publish("up", encode_audio(frame, seq=1))
+        await h.bus.publish("up", encode_audio(frame, seq=3))  # 2 was lost on the bus
+        asked = await h.link.wait_for(lambda m: m["type"] == "replay")
+        assert asked["after"] == 1
+        # A lost frame with nothing after it shows up in the edge's tick.
+        await h.bus.publish("up", encode_audio(frame, seq=2))
+        await h.bus.publish("up", encode_audio(frame, seq=3))
+        h.link.messages.clear()
+        await h.bus.publish("up", encode_control("tick", seq=4))
+        asked = await h.link.wait_for(lambda m: m["type"] == "replay")
+        assert asked["after"] == 3

@@ -92,7 +92,8 @@ class RoomSession:
         self._last_voice_at = 0.0
         self.hangup_reason: str | None = None
         self._last_seq = state.audio_seq
-        self._replay_asked = -1
+        self._replay_asked_seq = -1
+        self._replay_asked_at = 0.0
         self._recent_frames: deque[tuple[int, int]] = deque(maxlen=64)  # (seq, samples)
         self._stopped = asyncio.Event()
         self._handover_wanted = False
@@ -165,6 +166,12 @@ class RoomSession:
                 elif isinstance(decoded, Control) and decoded.type == "hangup":
                     self.hangup_reason = str(decoded.body.get("reason", "caller_ended"))
                     break
+                elif isinstance(decoded, Control) and decoded.type == "tick":
+                    # The edge's latest frame number: frames lost on the bus with
+                    # no caller audio after them show up here.
+                    latest = decoded.body.get("seq")
+                    if isinstance(latest, int) and latest > self._last_seq:
+                        await self._ask_replay()
         except LeaseLost:
             log.info("lease lost, leaving room", room=self.state.room_id)
 
@@ -186,9 +193,7 @@ class RoomSession:
             if seq <= self._last_seq:
                 return
             if seq > self._last_seq + 1:
-                if self._replay_asked != self._last_seq:
-                    self._replay_asked = self._last_seq
-                    await self.link.send("replay", after=self._last_seq)
+                await self._ask_replay()
                 return
             self._last_seq = seq
             self._recent_frames.append((seq, len(pcm) // 2))
@@ -196,6 +201,17 @@ class RoomSession:
         if seq is not None and not self._recording.active:
             self.state.audio_seq = seq
         self._check_idle()
+
+    async def _ask_replay(self) -> None:
+        """Ask the edge for every frame after the last one heard: once per gap,
+        again after a second in case the request itself was lost."""
+        if self.frozen.is_set() or self.paused:
+            return
+        now = time.monotonic()
+        if self._replay_asked_seq == self._last_seq and now - self._replay_asked_at < 1.0:
+            return
+        self._replay_asked_seq, self._replay_asked_at = self._last_seq, now
+        await self.link.send("replay", after=self._last_seq)
 
     def _seq_before_preroll(self) -> int:
         """The last frame before the utterance's pre-roll: what a resumed agent

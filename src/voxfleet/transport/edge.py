@@ -168,6 +168,7 @@ class MediaEdge:
             )
             async with asyncio.TaskGroup() as tg:
                 pump = tg.create_task(uplink.run(), name=f"edge:{call_id}:pump")
+                ticker = tg.create_task(uplink.tick(), name=f"edge:{call_id}:tick")
                 reader = tg.create_task(self._from_caller(sock, uplink), name=f"edge:{call_id}:in")
                 writer = tg.create_task(
                     self._to_caller(sock, down, uplink), name=f"edge:{call_id}:out"
@@ -177,7 +178,7 @@ class MediaEdge:
                         await sock.ended.wait()
                 except TimeoutError:
                     sock.end(EndReason.MAX_DURATION)
-                for task in (reader, writer, pump):
+                for task in (reader, writer, pump, ticker):
                     task.cancel()
         finally:
             await down.close()

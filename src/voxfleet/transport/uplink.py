@@ -23,6 +23,7 @@ log = get_logger(__name__)
 REPLAY_SECONDS = 30.0
 MAX_FRAMES = int(REPLAY_SECONDS * 50)  # at the recommended 20 ms frames
 MAX_BACKOFF = 2.0
+TICK_SECONDS = 1.0
 
 
 class Uplink:
@@ -73,6 +74,17 @@ class Uplink:
             seq, pcm = self._frames[max(0, self._published + 1 - first)]
             await self._bus.publish(self._topic, encode_audio(pcm, seq))
             self._published = seq
+
+    async def tick(self, every: float = TICK_SECONDS) -> None:
+        """Tell the agent, every ``every`` seconds, the last frame published: an
+        agent that missed frames when nothing followed them learns it here."""
+        while True:
+            await asyncio.sleep(every)
+            if self._published:
+                with contextlib.suppress(VoxfleetError):
+                    await self._bus.publish(
+                        self._topic, encode_control("tick", seq=self._published)
+                    )
 
     async def control(self, type_: str, **body: Any) -> None:
         """A control message to the agent, retried briefly (the hangup must arrive)."""
