@@ -22,34 +22,34 @@ from voxfleet.client import CallClient
 pytestmark = pytest.mark.integration
 
 
+def _cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str, **shape: Any
+) -> Iterator[Cluster]:
+    with cluster(tmp_path, postgres_server, **shape) as c:
+        yield c
+        if failed(request):
+            print(c.logs())  # shown with the failure
+
+
 @pytest.fixture
 def three_agents(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
 ) -> Iterator[Cluster]:
-    with cluster(tmp_path, postgres_server, agents=3, capacity=2) as c:
-        yield c
-        if failed(request):
-            print(c.logs())
+    yield from _cluster(request, tmp_path, postgres_server, agents=3, capacity=2)
 
 
 @pytest.fixture
 def one_slot(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
 ) -> Iterator[Cluster]:
-    with cluster(tmp_path, postgres_server, agents=1, capacity=1) as c:
-        yield c
-        if failed(request):
-            print(c.logs())
+    yield from _cluster(request, tmp_path, postgres_server, agents=1, capacity=1)
 
 
 @pytest.fixture
 def two_agents(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
 ) -> Iterator[Cluster]:
-    with cluster(tmp_path, postgres_server, agents=2, capacity=2) as c:
-        yield c
-        if failed(request):
-            print(c.logs())
+    yield from _cluster(request, tmp_path, postgres_server, agents=2, capacity=2)
 
 
 def final(role: str, seq: int) -> Any:
@@ -210,10 +210,9 @@ async def test_redis_restart_is_survived(two_agents: Cluster) -> None:
 def two_model_agents(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: str
 ) -> Iterator[Cluster]:
-    with cluster(tmp_path, postgres_server, agents=2, capacity=1, VOXFLEET_PROVIDERS="local") as c:
-        yield c
-        if failed(request):
-            print(c.logs())
+    yield from _cluster(
+        request, tmp_path, postgres_server, agents=2, capacity=1, VOXFLEET_PROVIDERS="local"
+    )
 
 
 async def test_real_models_carry_a_call_over_a_crash(two_model_agents: Cluster) -> None:

@@ -145,30 +145,26 @@ def _wait_ready(proc: Proc, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{proc.name} not ready in {timeout} s: {proc.log.read_text()[-3000:]}")
 
 
-def _create_database(server: str) -> tuple[str, str]:
-    name = f"vf_cluster_{secrets.token_hex(6)}"
-
-    async def create() -> None:
+def _admin(server: str, sql: str) -> None:
+    async def run() -> None:
         admin = await asyncpg.connect(server)
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await admin.execute(sql)
         finally:
             await admin.close()
 
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def _create_database(server: str) -> tuple[str, str]:
+    name = f"vf_cluster_{secrets.token_hex(6)}"
+    _admin(server, f'CREATE DATABASE "{name}"')
     url = make_url(server).set(drivername="postgresql+asyncpg", database=name)
     return url.render_as_string(hide_password=False), name
 
 
 def _drop_database(server: str, name: str) -> None:
-    async def drop() -> None:
-        admin = await asyncpg.connect(server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    asyncio.run(drop())
+    _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager

@@ -174,7 +174,7 @@ class RedisBus(Bus):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._batch.append((_channel(topic), message, done))
         self._batch_ready.set()
-        if self._flusher is None:
+        if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush_batches(), name=f"bus:{self._name}:publisher"
             )
@@ -185,8 +185,15 @@ class RedisBus(Bus):
             await self._batch_ready.wait()
             self._batch_ready.clear()
             batch, self._batch = self._batch, []
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._send_batch(batch)
+            except Exception as e:  # never leave a publisher waiting forever
+                log.exception("publish batch failed", bus=self._name)
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(_failure("publish", e))
 
     async def _send_batch(self, batch: list[tuple[bytes, bytes, asyncio.Future[None]]]) -> None:
         loop = asyncio.get_running_loop()
