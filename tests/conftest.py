@@ -87,3 +87,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def failed(request: pytest.FixtureRequest) -> bool:
     report = getattr(request.node, "report_call", None)
     return report is not None and report.failed
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """No VOXFLEET_* variable from the outer environment, and no stray .env file."""
+    for name in list(os.environ):
+        if name.upper().startswith("VOXFLEET_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -4,7 +4,6 @@ traceback; ``voxfleet migrate`` builds the schema in a real SQLite file."""
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -16,16 +15,7 @@ from alembic.script import ScriptDirectory
 from voxfleet.cli import main
 from voxfleet.store.db import alembic_config
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No VOXFLEET_* variable from the outer environment, and no stray .env file."""
-    for name in list(os.environ):
-        if name.upper().startswith("VOXFLEET_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_env")]
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ keep a production process from starting on development defaults."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,19 +12,10 @@ from pydantic import SecretStr, ValidationError
 from voxfleet.errors import ConfigError
 from voxfleet.settings import DEV_SECRET_KEY, SECRET_FIELDS, Settings
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("clean_env")]
 
 GOOD_SECRET = "a-production-secret-of-32-chars!"
 PG_URL = "postgresql+asyncpg://voxfleet:hunter2-pw@db.internal:5432/voxfleet"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No VOXFLEET_* variable from the outer environment, and no stray .env file."""
-    for name in list(os.environ):
-        if name.upper().startswith("VOXFLEET_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 def settings() -> Settings:
