@@ -6,6 +6,9 @@ PostgreSQL database):
     ./vf bench rooms dispatch [--rooms 50]   call created -> ready (agent attached)
     ./vf bench rooms drain [--calls 10]      SIGTERM -> process exit, calls dropped
     ./vf bench rooms relay [--calls 50]      edge + bus overhead per audio frame
+    ./vf bench rooms redis [--calls 8 --seconds 90]
+                                             Redis killed and restarted empty every
+                                             ~10 s under live calls: turns lost
 
 PostgreSQL: VOXFLEET_TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -27,21 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvloop
 from tests.audio import silence, tone
+from tests.support.calls import assert_every_reply_heard_whole, final, turn
 from tests.support.cluster import Cluster, cluster
 
 from bench.common import machine, percentile
 from voxfleet.client import CallClient
 
 POSTGRES = os.environ.get("VOXFLEET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def final(role: str, seq: int) -> Any:
-    def match(m: dict[str, Any]) -> bool:
-        return bool(m["type"] == "transcript" and m["role"] == role and m["final"]) and (
-            m["seq"] == seq
-        )
-
-    return match
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -160,7 +156,7 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
     from redis.asyncio import Redis
 
     from voxfleet.bus.base import room_down, room_up
-    from voxfleet.bus.messages import Audio, decode, encode_control
+    from voxfleet.bus.messages import Audio, Numbered, decode, encode_control, encode_numbered
     from voxfleet.bus.redis import RedisBus
     from voxfleet.dispatch.redis import RedisRoomQueue
 
@@ -180,16 +176,19 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
             job = await queue.take("bench-agent", timeout=10)  # this process is the agent
             assert job is not None and job.room_id == call.call_id
             await queue.done(job)
-            attached = encode_control("attached", sample_rate=16000)
-            await bus.publish(room_down(call.call_id), attached)
+            attached = encode_control("attached", sample_rate=16000, replay_from=None)
+            await bus.publish(room_down(call.call_id), encode_numbered(1, 1, attached))
             await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
             clients.append(call)
 
         async def receive(sub: Any) -> None:
             while (message := await sub.get(timeout=2.0)) is not None:
                 item = decode(message)
-                if isinstance(item, Audio) and len(item.pcm) >= 8:
-                    sent = int.from_bytes(item.pcm[:8], "little") / 1e9
+                if not isinstance(item, Numbered) or not isinstance(item.message, Audio):
+                    continue
+                pcm = item.message.pcm
+                if len(pcm) >= 8:
+                    sent = int.from_bytes(pcm[:8], "little") / 1e9
                     delays.append((time.time() - sent) * 1000)
 
         async def send(call: CallClient) -> None:
@@ -213,11 +212,84 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
     return {"calls": calls_n, "frames": len(delays), "client_to_agent_bus_ms": stats(delays)}
 
 
+async def redis_restarts(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
+    """``calls_n`` callers hold multi-turn calls for ``seconds`` while redis-server
+    (no persistence) is killed and started again, empty, a second later, about
+    every 10 s. Every turn is checked end to end: each utterance heard once and
+    answered, each reply's audio heard whole (to the 20 ms frame), and what is
+    stored equal to what was heard. Reports the calls and turns that lost anything."""
+    import random
+
+    rng = random.Random(6)
+    done = asyncio.Event()
+    calls = [await greeted(c) for _ in range(calls_n)]
+    turn_s: list[float] = []
+    failures: list[str] = []
+
+    async def restarter() -> int:
+        restarts = 0
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(rng.uniform(8.0, 12.0)):
+                    await done.wait()
+            if done.is_set():
+                break
+            await asyncio.to_thread(c.redis.kill)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(c.redis.start)
+            restarts += 1
+            print(f"  redis restart {restarts}", file=sys.stderr)
+        return restarts
+
+    async def talk(i: int, call: CallClient) -> int:
+        talk_rng = random.Random(i)
+        seq, turns = 1, 0
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            length = talk_rng.choice([0.5, 0.7, 0.9, 1.1, 1.3])
+            started = time.monotonic()
+            try:
+                await turn(call, length, seq, timeout=30)
+            except (TimeoutError, AssertionError, ConnectionError) as e:
+                failures.append(f"call {i} turn {seq}: {type(e).__name__} {e}"[:300])
+                return turns
+            turn_s.append(time.monotonic() - started)
+            seq += 2
+            turns += 1
+        return turns
+
+    task = asyncio.create_task(restarter())
+    try:
+        turns = await asyncio.gather(*(talk(i, call) for i, call in enumerate(calls)))
+    finally:
+        done.set()
+        restarts = await task
+    calls_lost = 0
+    for i, call in enumerate(calls):
+        await call.end()
+        await call.close()
+        try:
+            assert_every_reply_heard_whole(call)
+        except AssertionError as e:
+            failures.append(f"call {i}: {e}"[:300])
+        if any(f.startswith(f"call {i} ") or f.startswith(f"call {i}:") for f in failures):
+            calls_lost += 1
+    return {
+        "calls": calls_n,
+        "seconds": seconds,
+        "redis_restarts": restarts,
+        "turns_answered": sum(turns),
+        "calls_that_lost_something": calls_lost,
+        "failures": failures,
+        "turn_s": stats(turn_s),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", choices=["failover", "dispatch", "drain", "relay"])
+    parser.add_argument("which", choices=["failover", "dispatch", "drain", "relay", "redis"])
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--calls", type=int, default=0)
@@ -229,6 +301,7 @@ def main() -> None:
         "dispatch": {"agents": 5, "capacity": max(1, args.rooms // 5 + 1)},
         "drain": {"agents": 3, "capacity": 10},
         "relay": {"agents": 0, "capacity": 1},
+        "redis": {"agents": 3, "capacity": 6},
     }[args.which]
     with (
         cluster(work, POSTGRES, **shape) as c,
@@ -240,6 +313,8 @@ def main() -> None:
             result = r.run(dispatch(c, args.rooms))
         elif args.which == "drain":
             result = r.run(drain(c, args.calls or 10))
+        elif args.which == "redis":
+            result = r.run(redis_restarts(c, args.calls or 8, args.seconds))
         else:
             result = r.run(relay(c, args.calls or 50, args.seconds))
     print(json.dumps({"benchmark": args.which, "machine": machine(), **shape, **result}, indent=2))

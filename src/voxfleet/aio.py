@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -58,3 +59,25 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None, timeout: float = 5.0) 
     if task.done() and not task.cancelled():
         with contextlib.suppress(Exception):
             task.exception()
+
+
+class Backoff:
+    """Delays for a retry loop: ``initial`` doubling up to ``maximum``, each with
+    jitter (so processes that lost Redis together do not come back in lockstep);
+    ``reset()`` after a success. Every retry loop in voxfleet sleeps through one."""
+
+    def __init__(self, initial: float = 0.05, maximum: float = 2.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.initial * 2.0**self.failures, self.maximum)
+        self.failures += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    async def sleep(self) -> None:
+        await asyncio.sleep(self.next_delay())
+
+    def reset(self) -> None:
+        self.failures = 0

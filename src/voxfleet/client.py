@@ -23,6 +23,8 @@ class CallClient:
     ws: ClientConnection | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival time, frame)
+    # Everything received, in order: a message, or the byte count of an audio frame.
+    received: list[dict[str, Any] | int] = field(default_factory=list)
     ready: dict[str, Any] | None = None
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -63,8 +65,10 @@ class CallClient:
             async for message in ws:
                 if isinstance(message, bytes):
                     self.audio.append((time.monotonic(), message))
+                    self.received.append(len(message))
                 else:
                     self.messages.append(json.loads(message))
+                    self.received.append(self.messages[-1])
                 self._changed.set()
         except Exception:  # noqa: S110 - the close is observed through ws.close_code
             pass
@@ -112,6 +116,20 @@ class CallClient:
 
     def finals(self, role: str) -> list[dict[str, Any]]:
         return [m for m in self.of_type("transcript") if m["role"] == role and m["final"]]
+
+    def replies_heard(self) -> list[tuple[dict[str, Any], int]]:
+        """Each agent turn's final transcript with the bytes of agent audio that
+        arrived since the turn before it (all of a reply's audio comes before
+        its final transcript)."""
+        out: list[tuple[dict[str, Any], int]] = []
+        audio = 0
+        for item in self.received:
+            if isinstance(item, int):
+                audio += item
+            elif item["type"] == "transcript" and item["role"] == "agent" and item["final"]:
+                out.append((item, audio))
+                audio = 0
+        return out
 
     async def get_call(self) -> dict[str, Any]:
         async with httpx.AsyncClient() as http:

@@ -56,3 +56,31 @@ class ProviderUnavailable(ProviderError):
 class StoreUnavailable(VoxfleetError):
     code = "store_unavailable"
     retryable = True
+
+
+class MalformedMessage(VoxfleetError):
+    """A message on the bus could not be decoded (a bug or a version skew)."""
+
+    code = "malformed_message"
+
+
+class BusUnavailable(VoxfleetError):
+    code = "bus_unavailable"
+    retryable = True
+
+
+class DispatchUnavailable(VoxfleetError):
+    code = "dispatch_unavailable"
+    retryable = True
+
+
+class LeaseLost(VoxfleetError):
+    """The lease moved to another agent (or lapsed): stop serving the room."""
+
+    code = "lease_lost"
+
+
+class RoomEnded(VoxfleetError):
+    """The call behind the room is over: whoever holds the room leaves it."""
+
+    code = "room_ended"

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     )
     lease_ttl_seconds: float = Field(1.0, ge=0.3, le=30.0)
     queue_timeout_seconds: float = Field(120.0, gt=0)
+    caller_gone_seconds: float = Field(
+        30.0,
+        ge=3.0,
+        description="A room that hears nothing from its caller's edge ends after this.",
+    )
     scaling_warm_buffer: int = Field(2, ge=0)
     scaling_min_agents: int = Field(2, ge=0)
     scaling_max_agents: int = Field(50, ge=1)

@@ -9,9 +9,11 @@ from voxfleet.bus.messages import (
     Audio,
     Control,
     MalformedMessage,
+    Numbered,
     decode,
     encode_audio,
     encode_control,
+    encode_numbered,
 )
 
 pytestmark = pytest.mark.unit
@@ -20,20 +22,27 @@ PCM = bytes(range(256)) * 4
 
 
 def test_audio_round_trip() -> None:
-    assert decode(encode_audio(PCM)) == Audio(PCM, None)
-    assert decode(encode_audio(b"")) == Audio(b"", None)
+    assert decode(encode_audio(PCM)) == Audio(PCM)
+    assert decode(encode_audio(b"")) == Audio(b"")
 
 
 @pytest.mark.parametrize("seq", [0, 1, 123_456, 2**64 - 1])
-def test_numbered_audio_round_trip(seq: int) -> None:
-    assert decode(encode_audio(PCM, seq)) == Audio(PCM, seq)
-    assert decode(encode_audio(b"", seq)) == Audio(b"", seq)
+def test_numbered_messages_round_trip(seq: int) -> None:
+    epoch = 1_764_000_000_000_000
+    assert decode(encode_numbered(epoch, seq, encode_audio(PCM))) == Numbered(
+        epoch, seq, Audio(PCM)
+    )
+    assert decode(encode_numbered(epoch, seq, encode_control("hangup", reason="x"))) == Numbered(
+        epoch, seq, Control("hangup", {"reason": "x"})
+    )
 
 
 def test_wire_format_is_kind_byte_then_payload() -> None:
     # The same bytes cross Redis between processes of different versions.
     assert encode_audio(b"\x01\x02") == b"A\x01\x02"
-    assert encode_audio(b"\x01\x02", 5) == b"S" + (5).to_bytes(8, "big") + b"\x01\x02"
+    assert encode_numbered(7, 5, b"A\x01\x02") == (
+        b"N" + (7).to_bytes(8, "big") + (5).to_bytes(8, "big") + b"A\x01\x02"
+    )
     assert encode_control("hangup", reason="caller_ended") == (
         b'J{"type":"hangup","reason":"caller_ended"}'
     )
@@ -62,7 +71,10 @@ def test_control_without_body() -> None:
         pytest.param(b"", id="empty"),
         pytest.param(b"X\x00\x01", id="unknown-kind"),
         pytest.param(b"a\x00\x01", id="lowercase-kind"),
-        pytest.param(b"S\x00\x00\x00", id="numbered-audio-too-short"),
+        pytest.param(b"S\x00\x00\x00", id="retired-kind"),
+        pytest.param(b"N" + b"\x00" * 16, id="numbered-without-message"),
+        pytest.param(b"N" + b"\x00" * 16 + b"X", id="numbered-unknown-inner"),
+        pytest.param(b"N" + b"\x00" * 16 + b"N" + b"\x00" * 17, id="numbered-in-numbered"),
         pytest.param(b"J", id="json-empty"),
         pytest.param(b"J{not json", id="bad-json"),
         pytest.param(b'J{"type": "x"', id="truncated-json"),

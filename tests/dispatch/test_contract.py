@@ -20,6 +20,7 @@ from voxfleet.dispatch.base import (
     AgentRegistry,
     LeaseLost,
     RoomDirectory,
+    RoomEnded,
     RoomJob,
     RoomQueue,
 )
@@ -170,3 +171,84 @@ async def test_leases_and_state_survive_redis_losing_its_data(redis_parts: Parts
     await d.save_state(state, lease)
     assert await d.rooms() == {"r": "agent-1"}
     assert await d.acquire("r", "agent-2", "default") is None
+
+
+async def test_a_cancelled_job_is_never_taken(parts: Parts) -> None:
+    first = await parts.queue.put(job("ended"))
+    second = await parts.queue.put(job("live"))
+    assert await parts.queue.waiting(first) and await parts.queue.waiting(second)
+    await parts.queue.cancel(first)
+    assert not await parts.queue.waiting(first)
+    assert await parts.queue.depth() == 1
+    taken = await parts.queue.take("agent-1", timeout=1)
+    assert taken is not None and taken.room_id == "live"
+    assert await parts.queue.waiting(second)  # taken, not yet done
+    await parts.queue.done(taken)
+    assert not await parts.queue.waiting(second)
+    assert await parts.queue.depth() == 0
+    assert await parts.queue.take("agent-1", timeout=0.1) is None
+
+
+async def test_an_ended_room_is_never_taken_kept_or_saved_again(parts: Parts) -> None:
+    d = parts.directory
+    lease = await d.acquire("r", "agent-1", "default")
+    assert lease is not None
+    assert await d.holder("r") == "agent-1"
+    await d.end_room("r")
+    assert await d.holder("r") is None
+    assert await d.rooms() == {} and await d.orphans() == []
+    with pytest.raises(RoomEnded):
+        await d.renew(lease)
+    with pytest.raises(RoomEnded):
+        await d.save_state(ConversationState(room_id="r", profile="default"), lease)
+    with pytest.raises(RoomEnded):
+        await d.acquire("r", "agent-2", "default")
+
+
+async def test_a_lapsed_lease_nobody_took_is_kept_by_its_holder(parts: Parts) -> None:
+    d = parts.directory
+    lease = await d.acquire("r", "agent-1", "default")
+    assert lease is not None
+    await asyncio.sleep(TTL * 1.5)  # the holder stalled longer than the lease lives
+    assert await d.holder("r") is None
+    assert await d.renew(lease)  # nobody took a newer fence: still ours
+    assert await d.holder("r") == "agent-1"
+    await asyncio.sleep(TTL * 1.5)
+    successor = await d.acquire("r", "agent-2", "default")
+    assert successor is not None
+    assert not await d.renew(lease)  # now it is not
+
+
+async def test_redis_losing_the_queue_shows_in_waiting(redis_parts: Parts) -> None:
+    parts = redis_parts
+    assert parts.redis is not None
+    job_id = await parts.queue.put(job("a"))
+    assert await parts.queue.waiting(job_id)
+    await parts.redis.flushall()  # a restart without persistence
+    assert not await parts.queue.waiting(job_id)
+    assert await parts.queue.take("agent-1", timeout=0.1) is None  # the group is recreated
+    again = await parts.queue.put(job("a"))
+    taken = await parts.queue.take("agent-1", timeout=1)
+    assert taken is not None and taken.job_id == again
+
+
+async def test_a_failover_that_lost_our_newest_fence_gives_the_room_back(
+    redis_parts: Parts,
+) -> None:
+    parts = redis_parts
+    assert parts.redis is not None
+    d = parts.directory
+    first = await d.acquire("r", "agent-1", "default")
+    assert first is not None
+    snapshot = await parts.redis.dump("vf:room:r:lease"), await parts.redis.get("vf:room:r:fence")
+    newer = await d.acquire("r", "agent-1", "default")  # the same agent, a fresh fence
+    assert newer is not None and newer.fence == first.fence + 1
+    # A replica that missed the last writes takes over: the lease names our old fence.
+    await parts.redis.set("vf:room:r:lease", f"agent-1|{first.fence}", px=1000)
+    await parts.redis.set("vf:room:r:fence", snapshot[1])
+    assert await d.renew(newer)
+    assert await d.holder("r") == "agent-1"
+    await d.save_state(ConversationState(room_id="r", profile="default"), newer)
+    # ... but never a lease that names another agent.
+    await parts.redis.set("vf:room:r:lease", "agent-2|1", px=1000)
+    assert not await d.renew(newer)

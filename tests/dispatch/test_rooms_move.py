@@ -15,6 +15,8 @@ import pytest
 
 from tests.audio import silence, tone
 from tests.conftest import failed
+from tests.support.calls import final, turn
+from tests.support.calls import greeted_call as support_greeted_call
 from tests.support.cluster import Cluster, cluster
 from tests.support.speech import piper_speech
 from voxfleet.client import CallClient
@@ -52,28 +54,8 @@ def two_agents(
     yield from _cluster(request, tmp_path, postgres_server, agents=2, capacity=2)
 
 
-def final(role: str, seq: int) -> Any:
-    def match(m: dict[str, Any]) -> bool:
-        return bool(
-            m["type"] == "transcript" and m["role"] == role and m["final"] and m["seq"] == seq
-        )
-
-    return match
-
-
 async def greeted_call(c: Cluster) -> CallClient:
-    call = CallClient(c.base)
-    await call.start()
-    await call.wait_for(final("agent", 0), timeout=15)
-    return call
-
-
-async def turn(call: CallClient, seconds: float, seq: int) -> dict[str, Any]:
-    """Say ``seconds`` of 'speech'; wait for the reply to finish."""
-    await call.send_audio(tone(seconds) + silence(0.6))
-    heard = await call.wait_for(final("user", seq), timeout=20)
-    assert heard["text"] == f"utterance {seconds:.1f} seconds"
-    return await call.wait_for(final("agent", seq + 1), timeout=20)
+    return await support_greeted_call(c.base)
 
 
 def greetings(call: CallClient) -> list[dict[str, Any]]:

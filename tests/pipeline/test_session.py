@@ -10,7 +10,7 @@ import pytest
 from tests.audio import frames, silence, tone
 from voxfleet.bus.base import Subscription
 from voxfleet.bus.memory import InProcessBus
-from voxfleet.bus.messages import encode_audio, encode_control
+from voxfleet.bus.messages import encode_audio, encode_control, encode_numbered
 from voxfleet.dispatch.base import RoomStateStore
 from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.domain.conversation import ConversationState
@@ -20,6 +20,7 @@ from voxfleet.providers.base import Providers
 from voxfleet.providers.scripted import EnergyVAD, ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 pytestmark = pytest.mark.unit
+EPOCH = 1_000
 
 
 class RecordingLink(RoomLink):
@@ -34,6 +35,9 @@ class RecordingLink(RoomLink):
     async def send(self, type_: str, **body: Any) -> None:
         self.messages.append({"type": type_, **body})
         self.changed.set()
+
+    async def ask_replay(self, epoch: int, after: int) -> None:
+        await self.send("replay", epoch=epoch, after=after)
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == type_]
@@ -57,15 +61,12 @@ class DictStates(RoomStateStore):
     def __init__(self) -> None:
         self.saved: dict[str, str] = {}
 
-    async def load(self, room_id: str) -> ConversationState | None:
-        raw = self.saved.get(room_id)
-        return None if raw is None else ConversationState.model_validate_json(raw)
-
     async def save(self, state: ConversationState) -> None:
         self.saved[state.room_id] = state.model_dump_json()
 
-    async def delete(self, room_id: str) -> None:
-        self.saved.pop(room_id, None)
+    async def load(self, room_id: str) -> ConversationState | None:
+        raw = self.saved.get(room_id)
+        return None if raw is None else ConversationState.model_validate_json(raw)
 
 
 class ListSink(TurnSink):
@@ -101,6 +102,14 @@ class Harness:
         )
         self.task: asyncio.Task[None] | None = None
         self._up: Subscription | None = None
+        self.seq = 0  # the edge's frame numbers
+
+    async def frame(self, pcm: bytes, seq: int | None = None) -> None:
+        """One numbered caller frame, as the edge publishes it."""
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        await self.bus.publish("up", encode_numbered(EPOCH, seq, encode_audio(pcm)))
 
     async def __aenter__(self) -> Harness:
         self._up = await self.bus.subscribe("up")
@@ -108,13 +117,15 @@ class Harness:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.bus.publish("up", encode_control("hangup", reason="caller_ended"))
+        self.seq += 1
+        hangup = encode_control("hangup", reason="caller_ended")
+        await self.bus.publish("up", encode_numbered(EPOCH, self.seq, hangup))
         assert self.task is not None
         await asyncio.wait_for(self.task, 10)
 
     async def say(self, pcm: bytes, realtime: bool = True) -> None:
         for frame in frames(pcm):
-            await self.bus.publish("up", encode_audio(frame))
+            await self.frame(frame)
             await asyncio.sleep(0.02 if realtime else 0)
 
 
@@ -210,14 +221,15 @@ async def test_missing_frames_are_asked_for_again() -> None:
     async with Harness(greeting="") as h:
         await h.link.wait_for(lambda m: m["type"] == "state")
         frame = b"\x00\x00" * 320
-        await h.bus.publish("up", encode_audio(frame, seq=1))
-        await h.bus.publish("up", encode_audio(frame, seq=3))  # 2 was lost on the bus
+        await h.frame(frame, seq=1)
+        await h.frame(frame, seq=3)  # 2 was lost on the bus
         asked = await h.link.wait_for(lambda m: m["type"] == "replay")
-        assert asked["after"] == 1
+        assert (asked["epoch"], asked["after"]) == (EPOCH, 1)
         # A lost frame with nothing after it shows up in the edge's tick.
-        await h.bus.publish("up", encode_audio(frame, seq=2))
-        await h.bus.publish("up", encode_audio(frame, seq=3))
+        await h.frame(frame, seq=2)
+        await h.frame(frame, seq=3)
         h.link.messages.clear()
-        await h.bus.publish("up", encode_control("tick", seq=4))
+        await h.bus.publish("up", encode_control("tick", epoch=EPOCH, seq=4))
         asked = await h.link.wait_for(lambda m: m["type"] == "replay")
         assert asked["after"] == 3
+        h.seq = 3  # the hangup comes as frame 4

@@ -95,6 +95,13 @@ class RedisServer:
             proc.kill()
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, as a crashed or evicted one does."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def restart(self) -> None:
         self.stop()
         self.start()

@@ -23,7 +23,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 from voxfleet.aio import cancel_and_wait
 from voxfleet.bus.base import Bus, QueuedSubscription, Subscription
 from voxfleet.bus.memory import QUEUE_LIMIT
-from voxfleet.errors import ConfigError, VoxfleetError
+from voxfleet.errors import BusUnavailable, ConfigError, VoxfleetError
 from voxfleet.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,11 +39,6 @@ _AUTH_ERRORS = (AuthenticationError, NoPermissionError)
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 # Refused, reset or closed without a reply: Redis did not process the command.
 _REFUSED = (redis_errors.ConnectionError, ConnectionError)
-
-
-class BusUnavailable(VoxfleetError):
-    code = "bus_unavailable"
-    retryable = True
 
 
 def _backoff(failures: int) -> float:

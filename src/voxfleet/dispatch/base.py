@@ -9,7 +9,14 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel
 
+from voxfleet.aio import Backoff
 from voxfleet.domain.conversation import ConversationState
+from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
+from voxfleet.observability.logging import get_logger
+
+__all__ = ["LeaseLost", "RoomEnded"]  # re-exported: every user of leases meets them
+log = get_logger(__name__)
+TOMBSTONE_SECONDS = 3600.0  # an ended room stays ended this long (longer than any job waits)
 
 
 class RoomJob(BaseModel):
@@ -28,7 +35,8 @@ class RoomJob(BaseModel):
 
 class RoomQueue(ABC):
     @abstractmethod
-    async def put(self, job: RoomJob) -> None: ...
+    async def put(self, job: RoomJob) -> str:
+        """Queue ``job``; returns its id (for ``cancel`` and ``waiting``)."""
 
     @abstractmethod
     async def take(self, consumer: str, timeout: float | None = None) -> RoomJob | None:
@@ -38,6 +46,15 @@ class RoomQueue(ABC):
 
     @abstractmethod
     async def done(self, job: RoomJob) -> None: ...
+
+    @abstractmethod
+    async def cancel(self, job_id: str) -> None:
+        """Remove a job nobody needs any more (its call ended while it waited)."""
+
+    @abstractmethod
+    async def waiting(self, job_id: str) -> bool:
+        """True while the job is queued or taken but not done: False once it is
+        done, cancelled, or lost (a Redis restart without persistence)."""
 
     @abstractmethod
     async def depth(self) -> int:
@@ -53,10 +70,6 @@ class Lease(BaseModel):
     fence: int
 
 
-class LeaseLost(Exception):
-    """The lease moved to another agent (or lapsed): stop serving the room."""
-
-
 class RoomDirectory(ABC):
     """Rooms being served: who holds each (leases), and each room's state."""
 
@@ -68,11 +81,18 @@ class RoomDirectory(ABC):
     ) -> Lease | None:
         """Take the room's lease: when nobody holds it, when we hold it already
         (a new fence), or when the holder's fence is ``takeover_fence`` (a
-        handover it offered). None when another agent holds it."""
+        handover it offered). None when another agent holds it; RoomEnded when
+        the room's call is over."""
 
     @abstractmethod
     async def renew(self, lease: Lease) -> bool:
-        """Extend the lease; False when it is no longer ours."""
+        """Extend the lease; False when it is no longer ours; RoomEnded when the
+        call is over. A lease Redis lost (a restart, a failover that dropped
+        recent writes) is ours again if nobody took a newer fence meanwhile."""
+
+    @abstractmethod
+    async def holder(self, room_id: str) -> str | None:
+        """The agent holding the room's lease now, if any."""
 
     @abstractmethod
     async def release(self, lease: Lease) -> None: ...
@@ -95,11 +115,13 @@ class RoomDirectory(ABC):
 
     @abstractmethod
     async def save_state(self, state: ConversationState, lease: Lease) -> None:
-        """Save, fenced: raises LeaseLost if ``lease`` is no longer current."""
+        """Save, fenced: raises LeaseLost if ``lease`` is no longer current,
+        RoomEnded if the call is over."""
 
     @abstractmethod
     async def end_room(self, room_id: str) -> None:
-        """The call is over: forget the room, its state and its lease."""
+        """The call is over: forget the room, its state and its lease, and leave
+        a tombstone so that no agent takes, keeps or saves the room again."""
 
 
 class AgentInfo(BaseModel):
@@ -126,32 +148,34 @@ class AgentRegistry(ABC):
 
 
 class RoomStateStore(ABC):
-    """A RoomSession's view of its own room's state."""
+    """Where a RoomSession saves its own room's state."""
 
     @abstractmethod
-    async def load(self, room_id: str) -> ConversationState | None: ...
-
-    @abstractmethod
-    async def save(self, state: ConversationState) -> None: ...
-
-    @abstractmethod
-    async def delete(self, room_id: str) -> None: ...
+    async def save(self, state: ConversationState) -> None:
+        """Save; only LeaseLost or RoomEnded (the room is not ours any more)
+        come out of it."""
 
 
 class FencedStateStore(RoomStateStore):
     """Saves through the directory with the session's lease, so a session whose
-    lease moved on gets LeaseLost instead of overwriting its successor."""
+    lease moved on gets LeaseLost instead of overwriting its successor. While
+    Redis is unreachable a save waits and tries again: the turn it records
+    must not be lost, and until the lease is confirmed the room is paused."""
 
     def __init__(self, directory: RoomDirectory, lease: Lease) -> None:
         self._directory = directory
         self.lease = lease
 
-    async def load(self, room_id: str) -> ConversationState | None:
-        return await self._directory.load_state(room_id)
-
     async def save(self, state: ConversationState) -> None:
         state.version += 1
-        await self._directory.save_state(state, self.lease)
-
-    async def delete(self, room_id: str) -> None:
-        await self._directory.end_room(room_id)
+        backoff = Backoff(0.05, 1.0)
+        while True:
+            try:
+                await self._directory.save_state(state, self.lease)
+                return
+            except VoxfleetError as e:
+                if not e.retryable:
+                    raise
+                if backoff.failures == 0:
+                    log.warning("state not saved, retrying", room=state.room_id, error=e.code)
+                await backoff.sleep()

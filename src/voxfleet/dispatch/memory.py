@@ -9,11 +9,13 @@ import itertools
 import time
 
 from voxfleet.dispatch.base import (
+    TOMBSTONE_SECONDS,
     AgentInfo,
     AgentRegistry,
     Lease,
     LeaseLost,
     RoomDirectory,
+    RoomEnded,
     RoomJob,
     RoomQueue,
 )
@@ -22,24 +24,41 @@ from voxfleet.domain.conversation import ConversationState
 
 class InProcessRoomQueue(RoomQueue):
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[RoomJob] = asyncio.Queue()
+        self._waiting: dict[str, RoomJob] = {}  # insertion order is queue order
+        self._taken: set[str] = set()
+        self._added = asyncio.Event()
         self._ids = itertools.count(1)
 
-    async def put(self, job: RoomJob) -> None:
-        self._queue.put_nowait(job.model_copy(update={"job_id": str(next(self._ids))}))
+    async def put(self, job: RoomJob) -> str:
+        job_id = str(next(self._ids))
+        self._waiting[job_id] = job.model_copy(update={"job_id": job_id})
+        self._added.set()
+        return job_id
 
     async def take(self, consumer: str, timeout: float | None = None) -> RoomJob | None:
         try:
             async with asyncio.timeout(timeout):
-                return await self._queue.get()
+                while not self._waiting:
+                    self._added.clear()
+                    await self._added.wait()
         except TimeoutError:
             return None
+        job_id = next(iter(self._waiting))
+        self._taken.add(job_id)
+        return self._waiting.pop(job_id)
 
     async def done(self, job: RoomJob) -> None:
-        return None
+        self._taken.discard(job.job_id)
+
+    async def cancel(self, job_id: str) -> None:
+        self._waiting.pop(job_id, None)
+        self._taken.discard(job_id)
+
+    async def waiting(self, job_id: str) -> bool:
+        return job_id in self._waiting or job_id in self._taken
 
     async def depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._waiting)
 
 
 class InProcessRoomDirectory(RoomDirectory):
@@ -50,6 +69,15 @@ class InProcessRoomDirectory(RoomDirectory):
         self._states: dict[str, str] = {}
         self._fences: dict[str, int] = {}
         self._requeued: dict[str, float] = {}
+        self._ended: dict[str, float] = {}  # room -> when its tombstone goes
+
+    def _check_live(self, room_id: str) -> None:
+        now = time.monotonic()
+        for room, until in list(self._ended.items()):
+            if until < now:
+                del self._ended[room]
+        if room_id in self._ended:
+            raise RoomEnded(f"room {room_id}: the call is over")
 
     def _current(self, room_id: str) -> Lease | None:
         held = self._leases.get(room_id)
@@ -60,6 +88,7 @@ class InProcessRoomDirectory(RoomDirectory):
     async def acquire(
         self, room_id: str, agent_id: str, profile: str, takeover_fence: int | None = None
     ) -> Lease | None:
+        self._check_live(room_id)
         current = self._current(room_id)
         if current is not None and current.agent_id != agent_id and current.fence != takeover_fence:
             return None
@@ -71,10 +100,18 @@ class InProcessRoomDirectory(RoomDirectory):
         return lease
 
     async def renew(self, lease: Lease) -> bool:
-        if self._current(lease.room_id) != lease:
-            return False
+        self._check_live(lease.room_id)
+        current = self._current(lease.room_id)
+        if current != lease and (
+            current is not None or self._fences.get(lease.room_id, 0) > lease.fence
+        ):
+            return False  # someone took a newer fence
         self._leases[lease.room_id] = (lease, time.monotonic() + self.lease_ttl)
         return True
+
+    async def holder(self, room_id: str) -> str | None:
+        current = self._current(room_id)
+        return None if current is None else current.agent_id
 
     async def release(self, lease: Lease) -> None:
         if self._current(lease.room_id) == lease:
@@ -102,6 +139,7 @@ class InProcessRoomDirectory(RoomDirectory):
         return None if raw is None else ConversationState.model_validate_json(raw)
 
     async def save_state(self, state: ConversationState, lease: Lease) -> None:
+        self._check_live(state.room_id)
         if self._current(state.room_id) != lease:
             raise LeaseLost(f"room {state.room_id}: lease fence {lease.fence} is stale")
         self._states[state.room_id] = state.model_dump_json()
@@ -110,6 +148,9 @@ class InProcessRoomDirectory(RoomDirectory):
         self._states.pop(room_id, None)
         self._rooms.pop(room_id, None)
         self._leases.pop(room_id, None)
+        self._fences.pop(room_id, None)
+        self._requeued.pop(room_id, None)
+        self._ended[room_id] = time.monotonic() + TOMBSTONE_SECONDS
 
 
 class InProcessAgentRegistry(AgentRegistry):

@@ -5,11 +5,12 @@ then write" is atomic.
 
 Keys: ``vf:queue`` (stream, group ``agents``), ``vf:rooms`` (hash room ->
 profile), ``vf:room:{id}:lease`` ("agent|fence", PX ttl), ``:fence`` (counter),
-``:state`` (JSON), ``:requeue`` (NX marker), ``vf:agents`` (set) and
-``vf:agent:{id}`` (JSON, PX 3 heartbeats).
+``:state`` (JSON), ``:requeue`` (NX marker), ``:ended`` (tombstone of a call
+that is over), ``vf:agents`` (set) and ``vf:agent:{id}`` (JSON, PX 3 heartbeats).
 
-If Redis restarts empty, an agent's next renew or save finds neither lease nor
-fence and re-asserts both: live rooms survive a Redis restart."""
+If Redis restarts empty (or a failover loses recent writes), an agent's next
+renew or save finds its lease gone and no newer fence, and re-asserts both:
+live rooms survive a Redis restart."""
 
 from __future__ import annotations
 
@@ -23,24 +24,21 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from voxfleet.dispatch.base import (
+    TOMBSTONE_SECONDS,
     AgentInfo,
     AgentRegistry,
     Lease,
     LeaseLost,
     RoomDirectory,
+    RoomEnded,
     RoomJob,
     RoomQueue,
 )
 from voxfleet.domain.conversation import ConversationState
-from voxfleet.errors import VoxfleetError
+from voxfleet.errors import DispatchUnavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class DispatchUnavailable(VoxfleetError):
-    code = "dispatch_unavailable"
-    retryable = True
 
 
 def _wrapped(
@@ -70,8 +68,36 @@ def _room(room_id: str, part: str) -> str:
     return f"vf:room:{room_id}:{part}"
 
 
-# KEYS: lease, fence, rooms. ARGV: room, agent, takeover_fence, ttl_ms, profile
-_ACQUIRE = """
+# Every script first checks the room's tombstone (KEYS[4]): -1 means the call is over.
+_ENDED = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+"""
+
+# Is the lease ours to (re-)assert? Yes when it holds our value; or when it is gone
+# (expired, or Redis lost it in a restart) and nobody took a newer fence since; or
+# when it names us with an older fence (a failover that lost our latest writes).
+# KEYS: lease, fence. ARGV[1]: our value "agent|fence", ARGV[2]: ttl_ms, ARGV[3]: our fence.
+_OURS = """
+local function ours()
+  local cur = redis.call('GET', KEYS[1])
+  if cur == ARGV[1] then return 1 end
+  local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if newest > tonumber(ARGV[3]) then return 0 end
+  if cur then
+    local holder, fence = string.match(cur, '^(.*)|(%d+)$')
+    local me = string.match(ARGV[1], '^(.*)|%d+$')
+    if holder ~= me or tonumber(fence) > tonumber(ARGV[3]) then return 0 end
+  end
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+"""
+
+# KEYS: lease, fence, rooms, ended. ARGV: room, agent, takeover_fence, ttl_ms, profile
+_ACQUIRE = (
+    _ENDED
+    + """
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local holder, fence = string.match(cur, '^(.*)|(%d+)$')
@@ -82,35 +108,31 @@ redis.call('SET', KEYS[1], ARGV[2] .. '|' .. fence, 'PX', ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 return fence
 """
+)
 
-# KEYS: lease, fence, rooms. ARGV: value, ttl_ms, fence, room, profile
-# 1: renewed; 2: re-asserted after Redis lost its data; 0: the lease is not ours.
-_RENEW = """
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not cur and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[2], ARGV[3])
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
-  return 2
-end
-return 0
+# KEYS: lease, fence, rooms, ended. ARGV: value, ttl_ms, fence, room, profile
+# 1: renewed; 2: re-asserted; 0: the lease is not ours.
+_RENEW = (
+    _ENDED
+    + _OURS
+    + """
+local result = ours()
+if result == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if result > 0 then redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) end
+return result
 """
+)
 
-# KEYS: lease, fence, state. ARGV: value, json, state_ttl_s, fence, lease_ttl_ms
-_SAVE = """
-local cur = redis.call('GET', KEYS[1])
-if cur ~= ARGV[1] then
-  if cur or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-  redis.call('SET', KEYS[2], ARGV[4])
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
-end
-redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+# KEYS: lease, fence, state, ended. ARGV: value, ttl_ms, fence, json, state_ttl_s
+_SAVE = (
+    _ENDED
+    + _OURS
+    + """
+if ours() == 0 then return 0 end
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
 return 1
 """
+)
 
 # KEYS: lease. ARGV: value
 _RELEASE = """
@@ -145,8 +167,9 @@ class RedisRoomQueue(RoomQueue):
         self._group_ready = True
 
     @_wrapped
-    async def put(self, job: RoomJob) -> None:
-        await self._redis.xadd(QUEUE, {"job": job.model_dump_json(exclude={"job_id"})})
+    async def put(self, job: RoomJob) -> str:
+        entry_id = await self._redis.xadd(QUEUE, {"job": job.model_dump_json(exclude={"job_id"})})
+        return _text(entry_id)
 
     @_wrapped
     async def take(self, consumer: str, timeout: float | None = None) -> RoomJob | None:
@@ -190,6 +213,14 @@ class RedisRoomQueue(RoomQueue):
             await self._ack(job.job_id)
 
     @_wrapped
+    async def cancel(self, job_id: str) -> None:
+        await self._ack(job_id)
+
+    @_wrapped
+    async def waiting(self, job_id: str) -> bool:
+        return bool(await self._redis.xrange(QUEUE, job_id, job_id, count=1))
+
+    @_wrapped
     async def depth(self) -> int:
         return int(await self._redis.xlen(QUEUE))
 
@@ -213,18 +244,25 @@ class RedisRoomDirectory(RoomDirectory):
         self, room_id: str, agent_id: str, profile: str, takeover_fence: int | None = None
     ) -> Lease | None:
         fence = await self._acquire(
-            keys=[_room(room_id, "lease"), _room(room_id, "fence"), ROOMS],
+            keys=[_room(room_id, "lease"), _room(room_id, "fence"), ROOMS, _room(room_id, "ended")],
             args=[room_id, agent_id, str(takeover_fence or ""), self._ttl_ms, profile],
         )
         if fence is None:
             return None
+        if int(fence) < 0:
+            raise RoomEnded(f"room {room_id}: the call is over")
         self._profiles[room_id] = profile
         return Lease(room_id=room_id, agent_id=agent_id, fence=int(fence))
 
     @_wrapped
     async def renew(self, lease: Lease) -> bool:
         result = await self._renew(
-            keys=[_room(lease.room_id, "lease"), _room(lease.room_id, "fence"), ROOMS],
+            keys=[
+                _room(lease.room_id, "lease"),
+                _room(lease.room_id, "fence"),
+                ROOMS,
+                _room(lease.room_id, "ended"),
+            ],
             args=[
                 _lease_value(lease),
                 self._ttl_ms,
@@ -233,7 +271,14 @@ class RedisRoomDirectory(RoomDirectory):
                 self._profiles.get(lease.room_id, ""),
             ],
         )
+        if int(result) < 0:
+            raise RoomEnded(f"room {lease.room_id}: the call is over")
         return int(result) > 0
+
+    @_wrapped
+    async def holder(self, room_id: str) -> str | None:
+        value = await self._redis.get(_room(room_id, "lease"))
+        return None if value is None else _text(value).rsplit("|", 1)[0]
 
     @_wrapped
     async def release(self, lease: Lease) -> None:
@@ -285,15 +330,18 @@ class RedisRoomDirectory(RoomDirectory):
                 _room(state.room_id, "lease"),
                 _room(state.room_id, "fence"),
                 _room(state.room_id, "state"),
+                _room(state.room_id, "ended"),
             ],
             args=[
                 _lease_value(lease),
+                self._ttl_ms,
+                lease.fence,
                 state.model_dump_json(),
                 STATE_TTL_S,
-                lease.fence,
-                self._ttl_ms,
             ],
         )
+        if int(saved) < 0:
+            raise RoomEnded(f"room {state.room_id}: the call is over")
         if not int(saved):
             raise LeaseLost(f"room {state.room_id}: lease fence {lease.fence} is stale")
 
@@ -308,6 +356,7 @@ class RedisRoomDirectory(RoomDirectory):
                 _room(room_id, "fence"),
                 _room(room_id, "requeue"),
             )
+            pipe.set(_room(room_id, "ended"), "1", ex=int(TOMBSTONE_SECONDS))
             await pipe.execute()
 
 

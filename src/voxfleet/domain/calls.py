@@ -16,7 +16,8 @@ class CallStatus(StrEnum):
 class EndReason(StrEnum):
     CALLER_ENDED = "caller_ended"  # the client sent {"type": "end"}
     CALLER_DISCONNECTED = "caller_disconnected"  # the socket closed without "end"
-    FLOOD = "flood"  # the client sent audio faster than real time
+    FLOOD = "flood"  # the client sent frames faster than real time
+    PROTOCOL_ERROR = "protocol_error"  # the client kept sending bad frames
     MAX_DURATION = "max_duration"
     AGENT_ERROR = "agent_error"
     NO_AGENT = "no_agent"  # no agent attached in time

@@ -23,8 +23,10 @@ class ConversationState(BaseModel):
     # A caller utterance that was committed but not yet answered; a new agent that
     # resumes the room answers it instead of waiting for the caller to repeat it.
     pending_user_text: str | None = None
-    # The caller audio (edge frame number) this state accounts for: a new agent
-    # asks the edge to replay what came after it, so nothing said is lost.
+    # The caller audio (frame ``audio_seq`` of the edge's stream ``audio_epoch``)
+    # this state accounts for: a new agent asks the edge to replay what came
+    # after it, so nothing said is lost.
+    audio_epoch: int = 0
     audio_seq: int = 0
     version: int = 0
 

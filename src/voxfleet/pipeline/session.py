@@ -20,21 +20,23 @@ from typing import Any
 from voxfleet.aio import TaskSet, cancel_and_wait
 from voxfleet.audio import INPUT_RATE, pcm16_to_float
 from voxfleet.bus.base import Subscription
-from voxfleet.bus.messages import Audio, Control, MalformedMessage, decode
-from voxfleet.dispatch.base import LeaseLost, RoomStateStore
-from voxfleet.domain.calls import Speaker, Turn
+from voxfleet.bus.messages import Audio, Numbered, decode
+from voxfleet.dispatch.base import RoomStateStore
+from voxfleet.domain.calls import EndReason, Speaker, Turn
 from voxfleet.domain.conversation import ConversationState, HistoryItem
 from voxfleet.domain.profiles import Profile
-from voxfleet.errors import ProviderError
+from voxfleet.errors import LeaseLost, MalformedMessage, ProviderError, RoomEnded
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import BARGE_INS, VOICE_TO_VOICE_SECONDS
 from voxfleet.pipeline.audio import Recording, Windower
 from voxfleet.pipeline.endpointing import EndpointConfig, Endpointer, TurnEvent
 from voxfleet.pipeline.reply import Reply, chat_messages
 from voxfleet.providers.base import Providers
+from voxfleet.transport.stream import Inbox
 
 log = get_logger(__name__)
 PREROLL_MS = 320
+CALLER_GONE_SECONDS = 30.0
 
 
 class RoomLink(ABC):
@@ -46,6 +48,14 @@ class RoomLink(ABC):
     @abstractmethod
     async def send(self, type_: str, **body: Any) -> None:
         """A client-visible message (state, transcript, interrupt, error)."""
+
+    def resend(self, epoch: int, after: int) -> None:
+        """The edge missed what was sent after message ``after`` of ``epoch``."""
+        return None
+
+    async def ask_replay(self, epoch: int, after: int) -> None:
+        """Ask the edge for the caller's audio after frame ``after`` of ``epoch``."""
+        return None
 
 
 class TurnSink(ABC):
@@ -73,6 +83,8 @@ class RoomSession:
         sink: TurnSink,
         endpointing: EndpointConfig | None = None,
         clock: Callable[[], float] = time.time,
+        caller_gone_after: float = CALLER_GONE_SECONDS,
+        listen_from_now: bool = False,
     ) -> None:
         self.state = state
         self.profile = profile
@@ -91,9 +103,11 @@ class RoomSession:
         self._reply: _ActiveReply | None = None
         self._last_voice_at = 0.0
         self.hangup_reason: str | None = None
-        self._last_seq = state.audio_seq
-        self._replay_asked_seq = -1
-        self._replay_asked_at = 0.0
+        # A state rebuilt without its audio position joins the caller's audio where
+        # it is now, rather than replaying everything the edge still keeps.
+        self._inbox = Inbox(state.audio_epoch, None if listen_from_now else state.audio_seq)
+        self._caller_gone_after = caller_gone_after
+        self._heard_edge_at = time.monotonic()
         self._recent_frames: deque[tuple[int, int]] = deque(maxlen=64)  # (seq, samples)
         self._stopped = asyncio.Event()
         self._handover_wanted = False
@@ -103,11 +117,13 @@ class RoomSession:
     # -- lifecycle ----------------------------------------------------------
 
     async def run(self, up: Subscription) -> None:
-        """Serve the room until the caller hangs up, ``up`` closes, or ``stop()``."""
+        """Serve the room until the caller hangs up (or is gone), the call ends,
+        ``up`` closes, or ``stop()``."""
         consume = self._tasks.spawn(self._serve(up), "serve")
+        watch = self._tasks.spawn(self._watch_caller(), "watch-caller")
         stopped = self._tasks.spawn(self._stopped.wait(), "stopped")
         try:
-            await asyncio.wait([consume, stopped], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([consume, watch, stopped], return_when=asyncio.FIRST_COMPLETED)
             if consume.done() and not consume.cancelled() and consume.exception():
                 raise consume.exception()  # type: ignore[misc]
         finally:
@@ -116,6 +132,34 @@ class RoomSession:
     def stop(self) -> None:
         """Leave the room now (the lease moved on): no hangup, nothing saved."""
         self._stopped.set()
+
+    def end(self, reason: str) -> None:
+        """The call is over (its edge ended it, or is gone): leave for good."""
+        if self.hangup_reason is None:
+            self.hangup_reason = reason
+        self._stopped.set()
+
+    async def _watch_caller(self) -> None:
+        """A room whose edge went silent (not even its once-a-second tick) ends
+        itself: the landing that held the caller is gone, or the call ended and
+        its hangup was lost. A paused room is not counting: it hears nothing."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            if self.paused or self.frozen.is_set():
+                self._heard_edge_at = now
+            elif now - self._heard_edge_at > self._caller_gone_after:
+                log.info("caller gone, room ends", room=self.state.room_id)
+                self.hangup_reason = EndReason.CALLER_DISCONNECTED.value
+                return
+
+    def _lost_room(self, error: LeaseLost | RoomEnded) -> None:
+        if isinstance(error, RoomEnded):
+            log.info("call ended, leaving room", room=self.state.room_id)
+            self.end("room_ended")
+        else:
+            log.info("lease lost, leaving room", room=self.state.room_id)
+            self.stop()
 
     async def freeze_when_idle(self) -> None:
         """For a handover: wait for a turn boundary, then stop taking input. The
@@ -160,58 +204,62 @@ class RoomSession:
                         "malformed bus message dropped", room=self.state.room_id, error=str(e)
                     )
                     continue
-                if isinstance(decoded, Audio):
-                    if not self.frozen.is_set() and not self.paused:
-                        await self._on_frame(decoded.pcm, decoded.seq)
-                elif isinstance(decoded, Control) and decoded.type == "hangup":
-                    self.hangup_reason = str(decoded.body.get("reason", "caller_ended"))
-                    break
-                elif isinstance(decoded, Control) and decoded.type == "tick":
-                    # The edge's latest frame number: frames lost on the bus with
-                    # no caller audio after them show up here.
-                    latest = decoded.body.get("seq")
-                    if isinstance(latest, int) and latest > self._last_seq:
+                self._heard_edge_at = time.monotonic()
+                if isinstance(decoded, Numbered):
+                    if self.frozen.is_set() or self.paused:
+                        continue  # not taken: asked for again once we listen
+                    if not self._inbox.accept(decoded.epoch, decoded.seq):
                         await self._ask_replay()
-        except LeaseLost:
-            log.info("lease lost, leaving room", room=self.state.room_id)
+                        continue
+                    inner = decoded.message
+                    if isinstance(inner, Audio):
+                        await self._on_frame(inner.pcm, decoded.epoch, decoded.seq)
+                    elif inner.type == "hangup":
+                        self.hangup_reason = str(inner.body.get("reason", "caller_ended"))
+                        break
+                elif isinstance(decoded, Audio):
+                    continue  # unnumbered audio is not the edge's
+                elif decoded.type == "tick":
+                    # The edge's last published frame: frames lost on the bus with
+                    # no caller audio after them show up here.
+                    epoch, seq = decoded.body.get("epoch"), decoded.body.get("seq")
+                    if isinstance(epoch, int) and isinstance(seq, int):
+                        self._inbox.tick(epoch, seq)
+                        await self._ask_replay()
+                elif decoded.type == "replay":
+                    epoch, after = decoded.body.get("epoch"), decoded.body.get("after")
+                    if isinstance(epoch, int) and isinstance(after, int):
+                        self.link.resend(epoch, after)
+        except (LeaseLost, RoomEnded) as e:
+            self._lost_room(e)
 
     async def _stop(self) -> None:
         if self._candidate is not None:
             await cancel_and_wait(self._candidate[1])
             self._candidate = None
-        if not self._stopped.is_set():
+        if not self._stopped.is_set() or self.hangup_reason is not None:
             try:
                 await self._interrupt_reply(notify=False)
-            except LeaseLost:
-                log.info("lease lost, reply not recorded", room=self.state.room_id)
+            except (LeaseLost, RoomEnded):
+                log.info("room lost, reply not recorded", room=self.state.room_id)
         await self._tasks.cancel_all()
 
-    async def _on_frame(self, pcm: bytes, seq: int | None) -> None:
-        """One caller frame from the edge: duplicates (a replay overlapping what
-        we had) are dropped; a gap (frames lost on the bus) asks for a replay."""
-        if seq is not None:
-            if seq <= self._last_seq:
-                return
-            if seq > self._last_seq + 1:
-                await self._ask_replay()
-                return
-            self._last_seq = seq
-            self._recent_frames.append((seq, len(pcm) // 2))
+    async def _on_frame(self, pcm: bytes, epoch: int, seq: int) -> None:
+        """The next caller frame of the edge's numbered stream."""
+        self._recent_frames.append((seq, len(pcm) // 2))
         await self._on_audio(pcm)
-        if seq is not None and not self._recording.active:
-            self.state.audio_seq = seq
+        if not self._recording.active:
+            self.state.audio_epoch, self.state.audio_seq = epoch, seq
         self._check_idle()
 
     async def _ask_replay(self) -> None:
-        """Ask the edge for every frame after the last one heard: once per gap,
+        """Ask the edge for every frame after the last one taken: once per gap,
         again after a second in case the request itself was lost."""
         if self.frozen.is_set() or self.paused:
             return
-        now = time.monotonic()
-        if self._replay_asked_seq == self._last_seq and now - self._replay_asked_at < 1.0:
-            return
-        self._replay_asked_seq, self._replay_asked_at = self._last_seq, now
-        await self.link.send("replay", after=self._last_seq)
+        after = self._inbox.replay_request()
+        if after is not None:
+            await self.link.ask_replay(self._inbox.epoch, after)
 
     def _seq_before_preroll(self) -> int:
         """The last frame before the utterance's pre-roll: what a resumed agent
@@ -307,6 +355,15 @@ class RoomSession:
         active.task = self._tasks.spawn(self._run_reply(active, producer, from_caller), "reply")
 
     async def _run_reply(
+        self, active: _ActiveReply, producer: asyncio.Task[None], from_caller: bool
+    ) -> None:
+        try:
+            await self._produce_and_play(active, producer, from_caller)
+        except (LeaseLost, RoomEnded) as e:
+            await cancel_and_wait(producer)
+            self._lost_room(e)
+
+    async def _produce_and_play(
         self, active: _ActiveReply, producer: asyncio.Task[None], from_caller: bool
     ) -> None:
         reply = active.reply

@@ -90,7 +90,9 @@ class ScriptedLLM(LLM):
 
 
 class ScriptedTTS(TTS):
-    """A 300 Hz tone, 60 ms per character, after a set delay."""
+    """A 300 Hz tone, 60 ms per character other than a space, after a set delay:
+    a test can tell from the audio a caller received, to the sample, whether
+    all of a reply's audio arrived once (whatever the chunking of its text)."""
 
     name = "scripted-tts"
 
@@ -100,7 +102,7 @@ class ScriptedTTS(TTS):
 
     async def _synthesize(self, text: str, rate: float) -> bytes:
         await asyncio.sleep(self.delay)
-        samples = int(self.sample_rate * 0.06 * len(text) / rate)
+        samples = int(self.sample_rate * 0.06 * len(text.replace(" ", "")) / rate)
         t = np.arange(samples) / self.sample_rate
         return (np.sin(2 * np.pi * 300 * t) * 8000).astype("<i2").tobytes()
 

@@ -83,6 +83,7 @@ class Runtime:
         self.edge = MediaEdge(
             self.backends.bus,
             self.backends.queue,
+            self.backends.directory,
             self.store,
             self.tokens,
             EdgeLimits(
@@ -144,9 +145,11 @@ class Runtime:
             b.directory,
             b.registry,
             self.sink,
+            self.store,
             capacity=self.settings.agent_capacity,
             endpointing=self._endpointing,
             agent_id=self.settings.agent_id,
+            caller_gone_after=self.settings.caller_gone_seconds,
         )
         self._tasks.spawn(self.worker.run(), "agent")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
-class _Bucket:
+class Bucket:
     rate: float
     burst: float
     level: float = field(init=False)
@@ -36,8 +36,8 @@ class AudioRateLimit:
         frames_per_s: float = 100.0,
         frame_burst: float = 200.0,
     ) -> None:
-        self._audio = _Bucket(rate=realtime_factor, burst=audio_burst_s)
-        self._frames = _Bucket(rate=frames_per_s, burst=frame_burst)
+        self._audio = Bucket(rate=realtime_factor, burst=audio_burst_s)
+        self._frames = Bucket(rate=frames_per_s, burst=frame_burst)
 
     def admit(self, seconds: float, now: float) -> bool:
         return self._frames.take(1.0, now) and self._audio.take(seconds, now)

@@ -1,0 +1,156 @@
+"""The caller's WebSocket as the edge sees it: serialised sends, and a reader
+that checks every frame the client sends (framing, size, rate) before
+anything reaches the bus.
+
+Every frame, text or binary, counts toward the socket's frame rate; audio also
+counts toward seconds of audio (a microphone makes one second per second).
+Each bad frame gets an ``error`` reply and costs from a small budget; a client
+that exhausts it is closed (1008), so a flood of bad frames costs the server a
+handful of replies, not one per frame."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voxfleet.domain.calls import EndReason
+from voxfleet.observability.metrics import EDGE_BAD_FRAMES, EDGE_FRAMES
+from voxfleet.transport.ratelimit import AudioRateLimit, Bucket
+
+INPUT_RATE = 16000
+MAX_FRAME_MS = 200
+MAX_FRAME_BYTES = INPUT_RATE * MAX_FRAME_MS // 1000 * 2
+MAX_TEXT_CHARS = 4096
+BAD_FRAME_BURST = 10.0  # bad frames a client may send at once ...
+BAD_FRAMES_PER_S = 0.2  # ... and, after that, one per five seconds
+
+
+class CallSocket:
+    """One caller's socket: serialised sends, and the end reason once known."""
+
+    def __init__(self, ws: WebSocket, call_id: str) -> None:
+        self.ws = ws
+        self.call_id = call_id
+        self.ready = False
+        self._send_lock = asyncio.Lock()
+        self.ended = asyncio.Event()
+        self.reason: EndReason | None = None
+
+    def end(self, reason: EndReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.ended.set()
+
+    @property
+    def open(self) -> bool:
+        return (
+            self.ws.application_state == WebSocketState.CONNECTED
+            and self.ws.client_state == WebSocketState.CONNECTED
+        )
+
+    async def send_json(self, body: dict[str, Any]) -> None:
+        await self._send(text=json.dumps(body, separators=(",", ":")))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._send(data=data)
+
+    async def _send(self, text: str | None = None, data: bytes | None = None) -> None:
+        async with self._send_lock:
+            if not self.open:
+                return
+            try:
+                if text is not None:
+                    await self.ws.send_text(text)
+                elif data is not None:
+                    await self.ws.send_bytes(data)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.end(EndReason.CALLER_DISCONNECTED)
+
+    async def error(self, code: str, message: str) -> None:
+        EDGE_BAD_FRAMES.labels(code).inc()
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+
+class CallerReader:
+    """Reads the caller's frames until the call ends; good audio goes to
+    ``on_audio``. Ends the call (``sock.end``) on hang-up, disconnect, flood or
+    too many bad frames."""
+
+    def __init__(self, sock: CallSocket, on_audio: Callable[[bytes], object]) -> None:
+        self._sock = sock
+        self._on_audio = on_audio
+        self._limit = AudioRateLimit()
+        self._bad = Bucket(rate=BAD_FRAMES_PER_S, burst=BAD_FRAME_BURST)
+        self._told_not_ready = False
+
+    async def run(self) -> None:
+        sock = self._sock
+        while not sock.ended.is_set():
+            message = await sock.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                sock.end(EndReason.CALLER_DISCONNECTED)
+                return
+            data: bytes | None = message.get("bytes")
+            text: str | None = message.get("text")
+            seconds = len(data) / 2 / INPUT_RATE if data is not None else 0.0
+            if not self._limit.admit(seconds, time.monotonic()):
+                await sock.error("flood", "frames faster than real time")
+                sock.end(EndReason.FLOOD)
+                return
+            if data is not None:
+                await self._on_binary(data)
+            elif text is not None:
+                await self._on_text(text)
+
+    async def _bad_frame(self, code: str, message: str) -> None:
+        if not self._bad.take(1.0, time.monotonic()):
+            await self._sock.error("too_many_errors", "too many bad frames; closing")
+            self._sock.end(EndReason.PROTOCOL_ERROR)
+            return
+        await self._sock.error(code, message)
+
+    async def _on_binary(self, data: bytes) -> None:
+        if not self._sock.ready:
+            # Said once: a client that starts streaming while queued is not wrong
+            # enough to be closed, and its audio before `ready` has nowhere to go.
+            if not self._told_not_ready:
+                self._told_not_ready = True
+                await self._sock.error("not_ready", "audio before ready: wait for ready")
+        elif not data or len(data) % 2:
+            await self._bad_frame(
+                "bad_audio_frame", f"audio frame of {len(data)} bytes: expected whole PCM16 samples"
+            )
+        elif len(data) > MAX_FRAME_BYTES:
+            await self._bad_frame(
+                "frame_too_long", f"audio frame of {len(data) // 32} ms: at most {MAX_FRAME_MS} ms"
+            )
+        else:
+            EDGE_FRAMES.labels("up", "audio").inc()
+            self._on_audio(data)
+
+    async def _on_text(self, text: str) -> None:
+        if len(text) > MAX_TEXT_CHARS:
+            await self._bad_frame("message_too_long", f"text over {MAX_TEXT_CHARS} characters")
+            return
+        try:
+            body = json.loads(text)
+        except ValueError as e:
+            await self._bad_frame("invalid_json", f"text message is not JSON: {e}")
+            return
+        except RecursionError:
+            await self._bad_frame("invalid_json", "text message is nested too deeply")
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            await self._bad_frame(
+                "invalid_json", "text message must be an object with a string 'type'"
+            )
+            return
+        if body["type"] == "end":
+            self._sock.end(EndReason.CALLER_ENDED)
+            return
+        await self._bad_frame("unknown_type", f"unknown message type {body['type'][:64]!r}")

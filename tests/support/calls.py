@@ -1,0 +1,57 @@
+"""What a test caller does and checks on a call through the public API: wait
+for a final caption, take a turn of scripted "speech" (a tone the scripted STT
+names by its length), and check that every reply was heard whole, once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.audio import silence, tone
+from voxfleet.client import CallClient
+
+SCRIPTED_RATE = 16000  # ScriptedTTS's sample rate
+SAMPLES_PER_CHAR = 960  # ScriptedTTS: 60 ms of tone per character other than a space
+
+
+def final(role: str, seq: int) -> Callable[[dict[str, Any]], bool]:
+    def match(m: dict[str, Any]) -> bool:
+        return bool(
+            m["type"] == "transcript" and m["role"] == role and m["final"] and m["seq"] == seq
+        )
+
+    return match
+
+
+async def greeted_call(base: str, timeout: float = 15.0) -> CallClient:
+    call = CallClient(base)
+    await call.start()
+    await call.wait_for(final("agent", 0), timeout=timeout)
+    return call
+
+
+async def turn(call: CallClient, seconds: float, seq: int, timeout: float = 20.0) -> dict[str, Any]:
+    """Say ``seconds`` of 'speech'; wait for the reply to finish."""
+    await call.send_audio(tone(seconds) + silence(0.6))
+    heard = await call.wait_for(final("user", seq), timeout=timeout)
+    assert heard["text"] == f"utterance {seconds:.1f} seconds", heard
+    return await call.wait_for(final("agent", seq + 1), timeout=timeout)
+
+
+def expected_audio_bytes(text: str) -> int:
+    """What ScriptedTTS makes of a reply's text, in bytes of PCM16."""
+    return SAMPLES_PER_CHAR * len(text.replace(" ", "")) * 2
+
+
+def assert_every_reply_heard_whole(call: CallClient) -> None:
+    """Each agent turn's audio arrived exactly once: not a 20 ms frame missing
+    or doubled, and no final caption twice."""
+    replies = call.replies_heard()
+    seqs = [m["seq"] for m, _ in replies]
+    assert len(seqs) == len(set(seqs)), f"a final caption came twice: {seqs}"
+    for message, audio in replies:
+        want = expected_audio_bytes(message["text"])
+        assert audio == want, (
+            f"reply {message['seq']} ({message['text']!r}): heard {audio} bytes of audio, "
+            f"made {want} ({(audio - want) / 640:+.1f} frames of 20 ms)"
+        )
