@@ -6,6 +6,8 @@ PostgreSQL database):
     ./vf bench rooms dispatch [--rooms 50]   call created -> ready (agent attached)
     ./vf bench rooms drain [--calls 10]      SIGTERM -> process exit, calls dropped
     ./vf bench rooms relay [--calls 50]      edge + bus overhead per audio frame
+    ./vf bench rooms flood [--seconds 30]     a caller's reply time, alone and while
+                                             other clients flood their sockets
     ./vf bench rooms redis [--calls 8 --seconds 90]
                                              Redis killed and restarted empty every
                                              ~10 s under live calls: turns lost
@@ -21,6 +23,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -285,11 +288,99 @@ async def redis_restarts(c: Cluster, calls_n: int, seconds: float) -> dict[str, 
     }
 
 
+_FLOODER = """
+import asyncio, contextlib, sys
+from websockets.exceptions import ConnectionClosed
+from voxfleet.client import CallClient
+
+async def main(base):
+    sent = 0
+    while True:
+        call = CallClient(base)
+        await call.start()
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await call.ws.send("x")
+                sent += 1
+                if sent % 1000 == 0:
+                    await asyncio.sleep(0)
+        with contextlib.suppress(Exception):
+            await call.close()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def flood(c: Cluster, seconds: float) -> dict[str, Any]:
+    """A victim caller takes turns and times each reply (end of its speech as
+    sent -> first agent audio frame received), first alone, then while two
+    other clients, one call after another, flood their sockets with one-byte
+    text frames as fast as the landing takes them. The flooders run in their
+    own processes at the lowest CPU priority: an attacker's CPU is not ours,
+    and on these 2 shared cores a flooder at full priority would measure the
+    machine, not the landing."""
+
+    async def reply_times(victim: CallClient, first_seq: int, until: float) -> list[float]:
+        out, seq = [], first_seq
+        while time.monotonic() < until:
+            await victim.send_audio(tone(0.6))
+            spoke_at = time.monotonic()
+            frames_before = len(victim.audio)
+            await victim.send_audio(silence(0.6))
+            await victim.wait_for(final("agent", seq + 1), timeout=30)
+            first = victim.audio[frames_before][0]
+            out.append((first - spoke_at) * 1000)
+            seq += 2
+        return out
+
+    victim = await greeted(c)
+    alone = await reply_times(victim, 1, time.monotonic() + seconds / 2)
+    flooders = [
+        subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
+            [sys.executable, "-c", _FLOODER, c.base],
+            preexec_fn=lambda: os.nice(19),  # noqa: PLW1509 - no threads yet in the child
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        await asyncio.sleep(1.0)
+        under_flood = await reply_times(victim, 1 + 2 * len(alone), time.monotonic() + seconds / 2)
+    finally:
+        for proc in flooders:
+            proc.kill()
+            proc.wait()
+    ended = await metrics_of(c.base, "voxfleet_calls_ended_total")
+    await victim.end()
+    await victim.close()
+    return {
+        "reply_ms_alone": stats(alone),
+        "reply_ms_under_flood": stats(under_flood),
+        "flooding_calls_ended": ended,
+        "victim_ended": victim.of_type("ended"),
+    }
+
+
+async def metrics_of(base: str, name: str) -> dict[str, float]:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base}/metrics")).text
+    return {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith(name)
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", choices=["failover", "dispatch", "drain", "relay", "redis"])
+    parser.add_argument(
+        "which", choices=["failover", "dispatch", "drain", "relay", "redis", "flood"]
+    )
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--calls", type=int, default=0)
@@ -302,6 +393,7 @@ def main() -> None:
         "drain": {"agents": 3, "capacity": 10},
         "relay": {"agents": 0, "capacity": 1},
         "redis": {"agents": 3, "capacity": 6},
+        "flood": {"agents": 1, "capacity": 4},
     }[args.which]
     with (
         cluster(work, POSTGRES, **shape) as c,
@@ -313,6 +405,8 @@ def main() -> None:
             result = r.run(dispatch(c, args.rooms))
         elif args.which == "drain":
             result = r.run(drain(c, args.calls or 10))
+        elif args.which == "flood":
+            result = r.run(flood(c, args.seconds))
         elif args.which == "redis":
             result = r.run(redis_restarts(c, args.calls or 8, args.seconds))
         else:

@@ -17,6 +17,7 @@ from voxfleet.observability.logging import get_logger
 from voxfleet.roles.landing import create_app
 from voxfleet.roles.runtime import Role, Runtime
 from voxfleet.settings import Settings
+from voxfleet.transport.wsprotocol import EdgeWebSocketProtocol
 
 log = get_logger(__name__)
 
@@ -59,6 +60,7 @@ def run_roles(
         host=settings.host,
         port=settings.port,
         log_config=None,
+        ws=EdgeWebSocketProtocol,
         ws_max_size=1 << 20,
         lifespan="on",
         timeout_graceful_shutdown=5,

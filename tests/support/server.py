@@ -21,6 +21,7 @@ from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.roles.landing import create_app
 from voxfleet.roles.runtime import Runtime
 from voxfleet.settings import Settings
+from voxfleet.transport.wsprotocol import EdgeWebSocketProtocol
 
 
 def free_port() -> int:
@@ -42,7 +43,12 @@ async def app_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[st
     )
     runtime = Runtime(settings, endpointing=EndpointConfig(end_ms=320))
     config = uvicorn.Config(
-        create_app(runtime), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+        create_app(runtime),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        ws=EdgeWebSocketProtocol,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="test-uvicorn")
