@@ -86,10 +86,11 @@ class RateLimited(Refused):
     code = "rate_limited"
 
 
-class Overloaded(Refused):
-    """The service as a whole has no room for more work (HTTP 503)."""
+class QueueFull(Refused):
+    """Too many calls already wait for an agent: the service, not the client,
+    is short (HTTP 503)."""
 
-    code = "overloaded"
+    code = "queue_full"
 
 
 class ProviderError(VoxfleetError):

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.audio import silence, tone
-from tests.support.server import app_server
+from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,9 @@ async def test_a_whole_call_is_answered_and_recorded(tmp_path: Path) -> None:
 
 async def test_create_call_rejects_bad_bodies(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, _runtime), httpx.AsyncClient() as http:
-        bad_json = await http.post(f"{base}/api/calls", content=b"{nope")
+        bad_json = await http.post(
+            f"{base}/api/calls", content=b"{nope", headers={"Content-Type": "application/json"}
+        )
         assert bad_json.status_code == 400
         assert bad_json.json()["error"]["code"] == "invalid_json"
         not_object = await http.post(f"{base}/api/calls", json=["default"])
@@ -63,7 +65,9 @@ async def test_create_call_rejects_bad_bodies(tmp_path: Path) -> None:
         assert unknown.status_code == 422
         body = unknown.json()["error"]
         assert body["code"] == "unknown_profile" and "pirate" in body["message"]
-        missing = await http.get(f"{base}/api/calls/c_nope")
+        missing = await http.get(
+            f"{base}/api/calls/c_nopenopenopenope", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert missing.status_code == 404
         ok = await http.post(f"{base}/api/calls", json={"profile": "barista"})
         assert ok.status_code == 201 and ok.json()["profile"] == "barista"
