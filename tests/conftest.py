@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
+import pytest_asyncio
 from sqlalchemy.engine import make_url
 
 POSTGRES_URL = os.environ.get(
@@ -59,6 +61,24 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield str(server.get_uri(database="postgres"))
     finally:
         server.cleanup()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
+    """A SQLAlchemy URL of a fresh database on ``postgres_server`` that lives as
+    long as the test module, so parallel runs never share one."""
+    name = f"vf_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(postgres_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield (
+            make_url(postgres_server)
+            .set(drivername="postgresql+asyncpg", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 async def _probe(url: str) -> str | None:

@@ -4,6 +4,7 @@ traceback; ``voxfleet migrate`` builds the schema in a real SQLite file."""
 from __future__ import annotations
 
 import logging
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
+from tests.support.server import free_port
 from voxfleet.cli import main
 from voxfleet.store.db import alembic_config
 
@@ -72,3 +74,31 @@ def test_migrate_creates_the_sqlite_database_at_head(
     # Migrating an up-to-date database is a no-op.
     assert main(["migrate"]) == 0
     assert alembic_versions(data_dir / "voxfleet.db") == [head]
+
+
+def test_up_with_a_busy_admin_port_exits_2_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["up", "--port", str(free_port()), "--admin-port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"admin_port: cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+
+
+def test_monitor_in_prod_without_an_admin_key_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", "a-production-secret-of-32-chars!")
+    monkeypatch.setenv("VOXFLEET_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+
+    assert main(["monitor", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "admin_api_key" in err and "VOXFLEET_ADMIN_API_KEY" in err
+    assert not (tmp_path / "admin-api-key").exists()

@@ -40,6 +40,15 @@ def test_defaults() -> None:
     assert s.default_profile == "default"
     assert s.providers == "local"
     assert s.log_level == "INFO"
+    assert s.admin_api_key is None
+    assert (s.admin_host, s.admin_port) == ("127.0.0.1", 8082)
+    assert s.read_token_ttl_seconds == 86400
+    assert s.max_body_bytes == 16384
+    assert s.call_rate_limit == "20/minute"
+    assert s.max_queued_rooms == 50
+    assert s.allowed_origins == []
+    assert s.forwarded_allow_ips == "127.0.0.1"
+    assert s.api_docs is False
 
 
 def test_prefixed_env_vars_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -187,3 +196,83 @@ def test_invalid_port_is_rejected(port: str, monkeypatch: pytest.MonkeyPatch) ->
 def test_port_bounds_are_accepted(port: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXFLEET_PORT", port)
     assert settings().port == int(port)
+
+
+ADMIN_KEY = "Zq3vN8-kT1pWmR5xY7bC2dF9gH4jL6s"
+
+
+def test_admin_key_is_read_and_kept_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", GOOD_SECRET)
+    monkeypatch.setenv("VOXFLEET_ADMIN_API_KEY", ADMIN_KEY)
+    s = settings()
+    assert s.admin_api_key == SecretStr(ADMIN_KEY)
+    assert ADMIN_KEY not in repr(s)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_short_admin_key_is_rejected(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", env)
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", GOOD_SECRET)
+    monkeypatch.setenv("VOXFLEET_ADMIN_API_KEY", ADMIN_KEY[:23])
+    with pytest.raises(ValidationError, match="admin_api_key: must be at least 24"):
+        settings()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "change-me-to-a-long-random-admin-key",
+        "an-example-admin-key-for-the-readme",
+        "a" * 40,
+        "abababababababababababababababab",
+        GOOD_SECRET,  # the secret key again
+    ],
+)
+def test_prod_refuses_placeholder_admin_keys(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ENV", "prod")
+    monkeypatch.setenv("VOXFLEET_SECRET_KEY", GOOD_SECRET)
+    monkeypatch.setenv("VOXFLEET_ADMIN_API_KEY", key)
+    with pytest.raises(ValidationError, match="admin_api_key: looks like a placeholder"):
+        settings()
+    monkeypatch.setenv("VOXFLEET_ENV", "dev")
+    assert settings().admin_api_key == SecretStr(key)  # dev takes any long enough key
+
+
+def test_allowed_origins_are_a_comma_separated_list_of_origins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VOXFLEET_ALLOWED_ORIGINS", " https://Talk.example.com , http://a.b:8080,")
+    assert settings().allowed_origins == ["https://talk.example.com", "http://a.b:8080"]
+    monkeypatch.setenv("VOXFLEET_ALLOWED_ORIGINS", "*")
+    assert settings().allowed_origins == ["*"]
+
+
+@pytest.mark.parametrize("origin", ["talk.example.com", "ftp://a.b", "https://a.b/path"])
+def test_an_allowed_origin_must_be_an_origin(origin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_ALLOWED_ORIGINS", origin)
+    with pytest.raises(ValidationError) as excinfo:
+        settings()
+    assert excinfo.value.errors()[0]["loc"] == ("allowed_origins",)
+
+
+@pytest.mark.parametrize("rate", ["5/second;20/minute", "100 per hour", "OFF"])
+def test_call_rate_limit_takes_limits_notation_or_off(
+    rate: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOXFLEET_CALL_RATE_LIMIT", rate)
+    assert settings().call_rate_limit == ("off" if rate == "OFF" else rate)
+
+
+@pytest.mark.parametrize("rate", ["", "fast", "20/fortnight", "-1/minute"])
+def test_a_bad_call_rate_limit_is_rejected(rate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_CALL_RATE_LIMIT", rate)
+    with pytest.raises(ValidationError) as excinfo:
+        settings()
+    assert excinfo.value.errors()[0]["loc"] == ("call_rate_limit",)
+
+
+def test_public_origin_is_the_public_urls_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings().public_origin is None
+    monkeypatch.setenv("VOXFLEET_PUBLIC_URL", "https://Talk.example.com/voice/")
+    assert settings().public_origin == "https://talk.example.com"

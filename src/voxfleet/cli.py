@@ -30,12 +30,21 @@ def _settings(**overrides: object) -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    settings = _settings(host=args.host, port=args.port)
+    settings = _settings(host=args.host, port=args.port, admin_port=args.admin_port)
     configure_logging(settings.log_level, settings.log_format)
+    from voxfleet.roles.auth import ensure_admin_key
     from voxfleet.roles.runtime import Role
     from voxfleet.serve import run_roles
 
-    return run_roles(settings, frozenset(Role), migrate_on_start=True, banner=True)
+    settings, key_file = ensure_admin_key(settings)
+    return run_roles(
+        settings,
+        frozenset(Role),
+        migrate_on_start=True,
+        banner=True,
+        admin_listener=True,
+        admin_key_file=key_file,
+    )
 
 
 def _role_command(role: str, default_port: int) -> Callable[[argparse.Namespace], int]:
@@ -50,9 +59,12 @@ def _role_command(role: str, default_port: int) -> Callable[[argparse.Namespace]
                 f"voxfleet {role} runs beside other processes and needs VOXFLEET_REDIS_URL "
                 "(and VOXFLEET_DATABASE_URL); for one process use `voxfleet up`"
             )
+        from voxfleet.roles.auth import ensure_admin_key
         from voxfleet.roles.runtime import Role
         from voxfleet.serve import run_roles
 
+        if role == "monitor":
+            settings, _key_file = ensure_admin_key(settings)
         return run_roles(settings, frozenset({Role(role)}), migrate_on_start=False)
 
     return run
@@ -82,11 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run everything in one process on embedded defaults")
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    up.add_argument(
+        "--admin-port", type=int, help="port of the admin API (monitor routes; default 8082)"
+    )
     up.set_defaults(func=cmd_up)
     for role, port, text in (
         ("landing", 8080, "public page, call API and media edge"),
         ("agent", 8081, "agent worker (probes and metrics on --port)"),
-        ("monitor", 8082, "scaling signal and live rooms/agents API"),
+        ("monitor", 8082, "scaling signal and live rooms/agents API (admin API key)"),
     ):
         p = sub.add_parser(role, help=text)
         p.add_argument("--host", help="address to listen on (default 127.0.0.1)")

@@ -16,10 +16,15 @@ from websockets.asyncio.client import ClientConnection, connect
 
 @dataclass
 class CallClient:
-    """One call: creates it, opens the media socket, collects what comes back."""
+    """One call: creates it, opens the media socket, collects what comes back.
+
+    ``create()`` keeps the call's read token, which ``get_call()`` presents;
+    ``admin_key`` (the admin API key) reads a call this client did not create."""
 
     base: str
     call_id: str = ""
+    admin_key: str | None = None
+    read_token: str | None = None
     ws: ClientConnection | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival time, frame)
@@ -35,6 +40,7 @@ class CallClient:
             r.raise_for_status()
             data: dict[str, Any] = r.json()
         self.call_id = data["id"]
+        self.read_token = data.get("read_token")
         return data
 
     async def connect(self, media_url: str, wait_ready: bool = True) -> None:
@@ -132,8 +138,15 @@ class CallClient:
         return out
 
     async def get_call(self) -> dict[str, Any]:
+        """The call's record (``GET /api/calls/{id}``), with its turns."""
+        credential = self.read_token or self.admin_key
+        if credential is None:
+            raise RuntimeError("no read token (call create() first) and no admin_key")
         async with httpx.AsyncClient() as http:
-            r = await http.get(f"{self.base}/api/calls/{self.call_id}")
+            r = await http.get(
+                f"{self.base}/api/calls/{self.call_id}",
+                headers={"Authorization": f"Bearer {credential}"},
+            )
             r.raise_for_status()
             data: dict[str, Any] = r.json()
             return data

@@ -30,11 +30,67 @@ class ProtocolError(VoxfleetError):
 
 
 class AuthError(VoxfleetError):
+    """No credentials, or credentials that prove nothing (HTTP 401)."""
+
     code = "unauthorized"
+
+
+class Forbidden(AuthError):
+    """Valid credentials for something else, e.g. a token of another call (HTTP 403)."""
+
+    code = "forbidden"
 
 
 class NotFound(VoxfleetError):
     code = "not_found"
+
+
+class InvalidRequest(VoxfleetError):
+    """Bad input from outside: the message names the field, ``field`` too when
+    there is one."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+class MalformedRequest(InvalidRequest):
+    """Input that cannot even be parsed (HTTP 400), e.g. a body that is not JSON."""
+
+    code = "malformed"
+
+
+class BodyTooLarge(InvalidRequest):
+    code = "body_too_large"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    code = "unsupported_media_type"
+
+
+class Refused(VoxfleetError):
+    """Not now: the client may try again after ``retry_after`` seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class RateLimited(Refused):
+    """This client asked too often (HTTP 429)."""
+
+    code = "rate_limited"
+
+
+class QueueFull(Refused):
+    """Too many calls already wait for an agent: the service, not the client,
+    is short (HTTP 503)."""
+
+    code = "queue_full"
 
 
 class ProviderError(VoxfleetError):

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
 ENV_PREFIX = "VOXFLEET_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the known dev default
-SECRET_FIELDS = ("secret_key", "database_url", "redis_url", "redis_password", "llm_api_key")
+SECRET_FIELDS = (
+    "secret_key",
+    "admin_api_key",
+    "database_url",
+    "redis_url",
+    "redis_password",
+    "llm_api_key",
+)
+ADMIN_KEY_MIN_LENGTH = 24
+# Words that mark a value copied from an example rather than generated.
+PLACEHOLDER_WORDS = ("change", "example", "dev-only", "insecure", "placeholder", "password")
 
 
 class FileSecretsSource(PydanticBaseSettingsSource):
@@ -72,6 +85,35 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = None
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     token_ttl_seconds: int = Field(120, ge=5, le=3600)
+    read_token_ttl_seconds: int = Field(
+        86400, ge=60, description="How long a call's creator may read it with its read_token."
+    )
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key of the admin API (monitor routes, any call's record). "
+        "Unset in dev: generated into data_dir/admin-api-key.",
+    )
+    admin_host: str = Field("127.0.0.1", description="`voxfleet up`: the admin listener's address.")
+    admin_port: int = Field(8082, ge=1, le=65535)
+
+    max_body_bytes: int = Field(16384, ge=1024, le=1 << 20)
+    call_rate_limit: str = Field(
+        "20/minute",
+        description="Calls one client may create: `limits` notation, several separated by ';' "
+        "(`5/second;20/minute`), or `off`.",
+    )
+    max_queued_rooms: int = Field(50, ge=1, description="New calls get 503 beyond this queue.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to open media sockets, comma-separated, or `*`. "
+        "Empty: the public URL's origin, else the socket's own host (same-origin).",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies trusted to set X-Forwarded-For/-Proto (uvicorn's "
+        "forwarded_allow_ips): comma-separated addresses or networks, or `*`.",
+    )
+    api_docs: bool = Field(False, description="Serve /docs and /redoc (they load a CDN script).")
 
     profiles_file: Path | None = Field(None, description="TOML file of agent profiles.")
     default_profile: str = "default"
@@ -119,16 +161,79 @@ class Settings(BaseSettings):
             dotenv_settings,
         )
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            if origin == "*":
+                out.append(origin)
+                continue
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+                raise ValueError(f"{origin[:80]!r} is not an origin like https://talk.example.com")
+            out.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return out
+
+    @field_validator("call_rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "off":
+            return "off"
+        try:
+            parse_many(value)
+        except ValueError as e:
+            raise ValueError(
+                f"{value[:80]!r} is not a rate like `20/minute` or `5/second;20/minute`, nor `off`"
+            ) from e
+        return value
+
     @model_validator(mode="after")
     def _reject_dev_defaults_in_prod(self) -> Settings:
-        if self.env != "dev" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+        secret = self.secret_key.get_secret_value()
+        if self.env != "dev" and secret == DEV_SECRET_KEY:
             raise ValueError(
                 "secret_key: the built-in development key is not allowed when env=prod; "
                 "set VOXFLEET_SECRET_KEY or VOXFLEET_SECRET_KEY_FILE"
             )
-        if len(self.secret_key.get_secret_value()) < 16:
+        if len(secret) < 16:
             raise ValueError("secret_key: must be at least 16 characters")
+        if self.admin_api_key is not None:
+            self._check_admin_key(self.admin_api_key.get_secret_value(), secret)
         return self
+
+    def _check_admin_key(self, key: str, secret_key: str) -> None:
+        if len(key) < ADMIN_KEY_MIN_LENGTH:
+            raise ValueError(f"admin_api_key: must be at least {ADMIN_KEY_MIN_LENGTH} characters")
+        if self.env == "dev":
+            return
+        lowered = key.lower()
+        if (
+            key == secret_key
+            or len(set(key)) < 10
+            or any(word in lowered for word in PLACEHOLDER_WORDS)
+        ):
+            raise ValueError(
+                "admin_api_key: looks like a placeholder (or repeats secret_key), which is not "
+                "allowed when env=prod; generate one, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+
+    @property
+    def public_origin(self) -> str | None:
+        """The origin (scheme://host[:port]) of ``public_url``, if set."""
+        if not self.public_url:
+            return None
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
 
     @property
     def sqlalchemy_url(self) -> str:

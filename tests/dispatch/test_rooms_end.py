@@ -91,7 +91,7 @@ async def test_a_room_whose_landing_died_ends_itself(one_slot: Cluster) -> None:
     assert scaling["active_rooms"] == 0
     # ... and records the end, which the landing that held the socket cannot.
     c.landing = c._spawn("landing-2", ["landing"], free_port(), {})
-    record = await CallClient(c.base, call_id=call.call_id).get_call()
+    record = await CallClient(c.base, call_id=call.call_id, read_token=call.read_token).get_call()
     assert record["status"] == "ended" and record["end_reason"] == "caller_disconnected"
     fresh = await greeted_call(c.base, timeout=5)  # and its slot is free again
     await fresh.end()

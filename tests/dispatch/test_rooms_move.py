@@ -68,12 +68,11 @@ async def metrics(base: str) -> str:
 
 
 async def stored_turns(c: Cluster, call: CallClient) -> list[tuple[str, str]]:
-    async with httpx.AsyncClient() as http:
-        for _ in range(100):  # the agent's turn sink writes in the background
-            record = (await http.get(f"{c.base}/api/calls/{call.call_id}")).json()
-            if record["status"] == "ended" and len(record["turns"]) >= 5:
-                break
-            await asyncio.sleep(0.1)
+    for _ in range(100):  # the agent's turn sink writes in the background
+        record = await call.get_call()
+        if record["status"] == "ended" and len(record["turns"]) >= 5:
+            break
+        await asyncio.sleep(0.1)
     return [(t["speaker"], t["text"]) for t in record["turns"]]
 
 

@@ -60,7 +60,14 @@ def page(tmp_path: Path) -> Iterator[Page]:
 def test_talk_shows_captions_of_both_sides(server: str, page: Page, tmp_path: Path) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server)
+    # The page runs under the server's Content-Security-Policy: Chromium reports
+    # anything the policy blocks (a script, a worklet, the socket) on the console.
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    response = page.goto(server)
+    assert response is not None and "content-security-policy" in response.headers
     talk = page.locator("#talk")
     assert talk.inner_text().strip() == "Talk"
     talk.click()

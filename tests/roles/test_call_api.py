@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.audio import silence, tone
-from tests.support.server import app_server
+from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,9 @@ async def test_a_whole_call_is_answered_and_recorded(tmp_path: Path) -> None:
 
 async def test_create_call_rejects_bad_bodies(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, _runtime), httpx.AsyncClient() as http:
-        bad_json = await http.post(f"{base}/api/calls", content=b"{nope")
+        bad_json = await http.post(
+            f"{base}/api/calls", content=b"{nope", headers={"Content-Type": "application/json"}
+        )
         assert bad_json.status_code == 400
         assert bad_json.json()["error"]["code"] == "invalid_json"
         not_object = await http.post(f"{base}/api/calls", json=["default"])
@@ -63,7 +65,9 @@ async def test_create_call_rejects_bad_bodies(tmp_path: Path) -> None:
         assert unknown.status_code == 422
         body = unknown.json()["error"]
         assert body["code"] == "unknown_profile" and "pirate" in body["message"]
-        missing = await http.get(f"{base}/api/calls/c_nope")
+        missing = await http.get(
+            f"{base}/api/calls/c_nopenopenopenope", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert missing.status_code == 404
         ok = await http.post(f"{base}/api/calls", json={"profile": "barista"})
         assert ok.status_code == 201 and ok.json()["profile"] == "barista"
@@ -97,7 +101,9 @@ async def test_socket_rejects_missing_bad_foreign_and_reused_tokens(tmp_path: Pa
         await first.connect(a["media_url"])
         assert (await _expect_close(a["media_url"]))[0] == 4409  # already connected
         await first.close()
-        record = await first.get_call()
+        async with asyncio.timeout(10):  # the edge records the end after the close handshake
+            while (record := await first.get_call())["status"] != "ended":  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
         assert record["end_reason"] == "caller_disconnected"
         assert (await _expect_close(a["media_url"]))[0] == 4409  # already ended
 

@@ -52,7 +52,10 @@ async def test_turns_spoken_while_the_database_is_down_are_kept(
         await asyncio.to_thread(private_postgres.start)
         async with httpx.AsyncClient() as http:
             for _ in range(200):
-                r = await http.get(f"{base}/api/calls/{call.call_id}")
+                r = await http.get(
+                    f"{base}/api/calls/{call.call_id}",
+                    headers={"Authorization": f"Bearer {call.read_token}"},
+                )
                 if r.status_code == 200:
                     record = r.json()
                     if record["status"] == "ended" and len(record["turns"]) == 5:

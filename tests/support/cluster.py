@@ -16,13 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
 from tests.support.redis_server import RedisServer
-from tests.support.server import free_port
+from tests.support.server import ADMIN_KEY, free_port
 
 PROFILES = """
 [profile.default]
@@ -94,16 +95,21 @@ class Cluster:
             raise RuntimeError("no landing")
         return self.landing.url
 
-    def rooms(self) -> dict[str, str | None]:
+    def _monitor_get(self, path: str) -> Any:
+        """GET a monitor route with the cluster's admin API key."""
         if self.monitor is None:
             raise RuntimeError("no monitor")
-        body = httpx.get(f"{self.monitor.url}/api/rooms", timeout=5).json()
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        r = httpx.get(f"{self.monitor.url}{path}", headers=headers, timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def rooms(self) -> dict[str, str | None]:
+        body = self._monitor_get("/api/rooms")
         return {r["room_id"]: r["agent_id"] for r in body["rooms"]}
 
     def scaling(self) -> dict[str, int]:
-        if self.monitor is None:
-            raise RuntimeError("no monitor")
-        data: dict[str, int] = httpx.get(f"{self.monitor.url}/api/scaling", timeout=5).json()
+        data: dict[str, int] = self._monitor_get("/api/scaling")
         return data
 
     async def agent_of(self, room_id: str, timeout: float = 10.0) -> str:
@@ -182,6 +188,10 @@ def cluster(
         "VOXFLEET_PROVIDERS": "scripted",
         "VOXFLEET_PROFILES_FILE": str(profiles),
         "VOXFLEET_SECRET_KEY": "cluster-test-secret-key-0123456789",
+        "VOXFLEET_ADMIN_API_KEY": ADMIN_KEY,
+        # Tests and benchmarks open many calls from one address, some into full capacity.
+        "VOXFLEET_CALL_RATE_LIMIT": "off",
+        "VOXFLEET_MAX_QUEUED_ROOMS": "1000",
         "VOXFLEET_LEASE_TTL_SECONDS": "1.0",
         "VOXFLEET_DRAIN_TIMEOUT_SECONDS": "10",
         "VOXFLEET_LOG_LEVEL": "INFO",

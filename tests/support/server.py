@@ -18,10 +18,12 @@ import httpx
 import uvicorn
 
 from voxfleet.pipeline.endpointing import EndpointConfig
-from voxfleet.roles.landing import create_app
-from voxfleet.roles.runtime import Runtime
+from voxfleet.roles.app import create_app
+from voxfleet.roles.runtime import Role, Runtime
 from voxfleet.settings import Settings
 from voxfleet.transport.wsprotocol import EdgeWebSocketProtocol
+
+ADMIN_KEY = "test-admin-key-0123456789abcdef"  # the admin API key of the test servers
 
 
 def free_port() -> int:
@@ -31,17 +33,21 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def app_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[str, Runtime]]:
-    """Serve the app with scripted providers on a free port; yields (base URL, runtime)."""
+async def app_server(
+    tmp_path: Path, roles: frozenset[Role] = frozenset(Role), **overrides: Any
+) -> AsyncIterator[tuple[str, Runtime]]:
+    """Serve the app of ``roles`` (default: all, the monitor's routes too) with
+    scripted providers on a free port; yields (base URL, runtime). Its admin API key is
+    ADMIN_KEY unless ``admin_api_key`` is given."""
     port = free_port()
     settings = Settings(
         port=port,
         data_dir=tmp_path,
         providers="scripted",
         _env_file=None,  # type: ignore[call-arg]
-        **overrides,
+        **{"admin_api_key": ADMIN_KEY, **overrides},
     )
-    runtime = Runtime(settings, endpointing=EndpointConfig(end_ms=320))
+    runtime = Runtime(settings, roles, endpointing=EndpointConfig(end_ms=320))
     config = uvicorn.Config(
         create_app(runtime),
         host="127.0.0.1",
@@ -49,6 +55,7 @@ async def app_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[tuple[st
         log_config=None,
         lifespan="on",
         ws=EdgeWebSocketProtocol,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="test-uvicorn")
@@ -73,12 +80,14 @@ def up_process(tmp_path: Path, **env: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def up_process_handle(tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`voxfleet up` as a subprocess (its log in tmp_path); yields (URL, process)."""
+    """`voxfleet up` as a subprocess (its log in tmp_path); yields (URL, process).
+    Its admin listener takes a free port unless VOXFLEET_ADMIN_PORT is given."""
     port = free_port()
     log = (tmp_path / "voxfleet-up.log").open("w")
+    defaults = {"VOXFLEET_DATA_DIR": str(tmp_path), "VOXFLEET_ADMIN_PORT": str(free_port())}
     proc = subprocess.Popen(
         [sys.executable, "-m", "voxfleet", "up", "--port", str(port)],
-        env={**os.environ, "VOXFLEET_DATA_DIR": str(tmp_path), **env},
+        env={**os.environ, **defaults, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -1,12 +1,13 @@
-"""Media tokens: what one replica issues another with the same key accepts, for that
-call only and until it expires; anything else is refused with a precise code."""
+"""Media and read tokens: what one replica issues another with the same key accepts,
+for that call only and until it expires; anything else (a token of the other
+kind included) is refused with a precise code."""
 
 from __future__ import annotations
 
 import pytest
 
-from voxfleet.errors import AuthError
-from voxfleet.transport.tokens import MediaTokens
+from voxfleet.errors import AuthError, Forbidden
+from voxfleet.transport.tokens import CallTokens, MediaTokens, ReadTokens
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +22,7 @@ def tokens() -> MediaTokens:
     return MediaTokens(SECRET, TTL)
 
 
-def refused(tokens: MediaTokens, token: str, call_id: str = CALL, now: float = T0) -> str:
+def refused(tokens: CallTokens, token: str, call_id: str = CALL, now: float = T0) -> str:
     with pytest.raises(AuthError) as excinfo:
         tokens.verify(token, call_id, now)
     return excinfo.value.code
@@ -108,3 +109,26 @@ def test_token_signed_with_another_secret_is_invalid(tokens: MediaTokens) -> Non
 def test_non_ascii_signature_is_invalid(tokens: MediaTokens) -> None:
     token, _ = tokens.issue(CALL, T0)
     assert refused(tokens, token[:-1] + "\u00e9") == "token_invalid"
+
+
+def test_a_foreign_token_is_forbidden_not_unauthorized(tokens: MediaTokens) -> None:
+    token, _ = tokens.issue(CALL, T0)
+    with pytest.raises(Forbidden):
+        tokens.verify(token, "c_someoneelse", T0)
+
+
+def test_read_tokens_round_trip_with_their_own_ttl() -> None:
+    reads = ReadTokens(SECRET, 86_400)
+    token, expires = reads.issue(CALL, T0)
+    assert expires == T0 + 86_400
+    ReadTokens(SECRET, 86_400).verify(token, CALL, expires - 1)
+    assert refused(reads, token, now=expires + 1) == "token_expired"
+
+
+def test_a_token_of_one_kind_never_passes_as_the_other(tokens: MediaTokens) -> None:
+    reads = ReadTokens(SECRET, TTL)
+    media, _ = tokens.issue(CALL, T0)
+    read, _ = reads.issue(CALL, T0)
+    assert media != read
+    assert refused(reads, media) == "token_invalid"
+    assert refused(tokens, read) == "token_invalid"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,9 +31,18 @@ class Speaker(StrEnum):
     AGENT = "agent"
 
 
+CALL_ID_PATTERN = re.compile(r"c_[A-Za-z0-9_-]{16}")
+
+
 def new_call_id() -> str:
-    """A URL-safe, unguessable call (room) id."""
+    """A URL-safe, unguessable call (room) id: ``c_`` and 16 base64url characters."""
     return "c_" + secrets.token_urlsafe(12)
+
+
+def is_call_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a call id (checked before any query,
+    so a stray byte never reaches the database)."""
+    return CALL_ID_PATTERN.fullmatch(text) is not None
 
 
 @dataclass(slots=True)

@@ -1,17 +1,52 @@
 """Structured logging: fixed message text, values in fields.
 
 ``log.info("call created", call_id=..., profile=...)``. Transcripts and caller
-audio are personal data and never go into logs."""
+audio are personal data and never go into logs; neither do tokens and keys:
+the handler's RedactSecrets filter blanks ``token=`` query values and Bearer
+credentials in every record (uvicorn's WebSocket accept line prints the full
+query string) and the values of fields named like secrets."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+REDACTED = "[redacted]"
+_SECRET_TEXT = (
+    re.compile(r"(?i)([?&;]token=)[^&\s\"'#;]+"),
+    re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"),
+)
+_SECRET_FIELD = re.compile(r"(?i)token|secret|password|api_key|authorization")
+
+
+def redact(text: str) -> str:
+    """``text`` with token query values and Bearer credentials blanked."""
+    for pattern in _SECRET_TEXT:
+        text = pattern.sub(rf"\g<1>{REDACTED}", text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Blanks secrets in a record before any formatter sees it: the message
+    (arguments merged in), string fields, and the exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), ()
+        fields = getattr(record, "fields", None)
+        if fields:
+            record.fields = {
+                k: REDACTED if _SECRET_FIELD.search(k) else redact(v) if isinstance(v, str) else v
+                for k, v in fields.items()
+            }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 class _JsonFormatter(logging.Formatter):
@@ -24,7 +59,7 @@ class _JsonFormatter(logging.Formatter):
         }
         out.update(getattr(record, "fields", {}))
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
 
@@ -37,7 +72,7 @@ class _ConsoleFormatter(logging.Formatter):
         if tail:
             line = f"{line}  {tail}"
         if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
+            line = f"{line}\n{record.exc_text or self.formatException(record.exc_info)}"
         return line
 
 
@@ -74,6 +109,7 @@ def get_logger(name: str) -> Logger:
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _ConsoleFormatter())
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

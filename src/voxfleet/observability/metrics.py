@@ -23,6 +23,21 @@ VOICE_TO_VOICE_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 CALLS_STARTED = Counter("voxfleet_calls_created_total", "Calls created through the API.")
+CALLS_REFUSED = Counter(
+    "voxfleet_calls_refused_total",
+    "Call creations refused: rate_limited (429) or queue_full (503).",
+    ["reason"],
+)
+RATE_LIMIT_ERRORS = Counter(
+    "voxfleet_rate_limit_errors_total",
+    "Admission checks that could not be made (storage unreachable) and let the call through.",
+    ["check"],
+)
+HTTP_REFUSED = Counter(
+    "voxfleet_http_refused_total",
+    "Requests refused before any route: body_too_large (413) or origin (socket handshake).",
+    ["reason"],
+)
 CALLS_ENDED = Counter("voxfleet_calls_ended_total", "Calls ended, by reason.", ["reason"])
 ACTIVE_ROOMS = Gauge("voxfleet_agent_active_rooms", "Rooms this agent process serves now.")
 EDGE_SOCKETS = Gauge("voxfleet_edge_sockets", "Caller sockets open on this edge.")

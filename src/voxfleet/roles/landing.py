@@ -1,7 +1,9 @@
 """The landing role: the public page, the call API and the WebSocket media edge.
 
-Routes stay thin: validation and shaping here, the work in CallStore and
-MediaEdge. It keeps no state of its own, so any replica can serve any call."""
+Routes stay thin: validation and shaping here, the work in CallStore,
+CallAdmission and MediaEdge; errors are raised and rendered in one shape by
+``roles/responses.py``. It keeps no state of its own, so any replica can serve
+any call."""
 
 from __future__ import annotations
 
@@ -11,17 +13,18 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
+from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from voxfleet.domain.calls import CallStatus, new_call_id
+from voxfleet.domain.calls import CallStatus, is_call_id, new_call_id
+from voxfleet.errors import InvalidRequest, MalformedRequest, NotFound, UnsupportedMediaType
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_STARTED
-from voxfleet.roles import health, monitor
+from voxfleet.roles.auth import CallReaderDep
 from voxfleet.roles.health import RuntimeDep
-from voxfleet.roles.runtime import Role, Runtime
+from voxfleet.roles.responses import clip, shorten
+from voxfleet.roles.runtime import Runtime
 from voxfleet.store.repository import CallRecord
 
 log = get_logger(__name__)
@@ -33,11 +36,42 @@ class CreateCall(BaseModel):
     profile: str | None = None
 
 
-def api_error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return JSONResponse({"error": body}, status_code=status)
+def require_json(request: Request) -> None:
+    """Only ``application/json`` bodies: a browser sends those cross-site only
+    after a CORS preflight, which this server never grants."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            f"content-type: expected application/json, got {shorten(media_type or None)}",
+            field="content-type",
+        )
+
+
+async def parse_body(request: Request) -> CreateCall:
+    """The body as a CreateCall; an empty body means every field's default."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, > 4300 digits, deep nesting
+        why = "nested too deeply" if isinstance(e, RecursionError) else clip(str(e), 120)
+        raise MalformedRequest(f"body: not valid JSON ({why})", code="invalid_json") from e
+    if not isinstance(data, dict):
+        raise InvalidRequest("body: expected a JSON object")
+    try:
+        return CreateCall.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = clip(".".join(str(p) for p in first["loc"]) or "body")
+        raise InvalidRequest(f"{field}: {first['msg']}", field=field) from e
+
+
+def client_address(request: Request) -> str:
+    """The client the rate limit counts: the connection's peer, or the address a
+    trusted proxy forwarded (VOXFLEET_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+ClientDep = Annotated[str, Depends(client_address)]
 
 
 def _iso(ts: float | None) -> str | None:
@@ -99,33 +133,24 @@ async def list_profiles(runtime: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/api/calls", status_code=201, response_model=None)
-async def create_call(request: Request, runtime: RuntimeDep) -> JSONResponse:
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return api_error(400, "invalid_json", f"body: not valid JSON ({e})")
-    if not isinstance(data, dict):
-        return api_error(422, "invalid_request", "body: expected a JSON object")
-    try:
-        body = CreateCall.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        return api_error(422, "invalid_request", f"{field}: {first['msg']}", field)
+async def create_call(request: Request, runtime: RuntimeDep, client: ClientDep) -> JSONResponse:
+    require_json(request)
+    await runtime.admission.check_rate(client)
+    body = await parse_body(request)
     profile = runtime.profiles.get(body.profile)
     if profile is None:
         known = ", ".join(runtime.profiles.names())
-        return api_error(
-            422,
-            "unknown_profile",
-            f"profile: no profile named {body.profile!r}; known: {known}",
-            "profile",
+        raise InvalidRequest(
+            f"profile: no profile named {shorten(body.profile)}; known: {known}",
+            code="unknown_profile",
+            field="profile",
         )
+    await runtime.admission.check_queue()
     now = time.time()
     call_id = new_call_id()
     await runtime.store.create_call(call_id, profile.name, now)
     token, expires = runtime.tokens.issue(call_id, now)
+    read_token, read_expires = runtime.read_tokens.issue(call_id, now)
     CALLS_STARTED.inc()
     log.info("call created", call_id=call_id, profile=profile.name)
     return JSONResponse(
@@ -135,6 +160,8 @@ async def create_call(request: Request, runtime: RuntimeDep) -> JSONResponse:
             "status": CallStatus.CREATED.value,
             "media_url": media_url(request, runtime, call_id, token),
             "token_expires_at": _iso(expires),
+            "read_token": read_token,
+            "read_token_expires_at": _iso(read_expires),
         },
         status_code=201,
     )
@@ -151,27 +178,16 @@ def media_url(request: Request, runtime: Runtime, call_id: str, token: str) -> s
 
 
 @router.get("/api/calls/{call_id}", response_model=None)
-async def get_call(call_id: str, runtime: RuntimeDep) -> JSONResponse:
-    call = await runtime.store.get_call(call_id)
+async def get_call(reader: CallReaderDep, runtime: RuntimeDep) -> JSONResponse:
+    missing = NotFound(f"call: no call with id {shorten(reader.call_id)}")
+    if not is_call_id(reader.call_id):
+        raise missing
+    call = await runtime.store.get_call(reader.call_id)
     if call is None:
-        return api_error(404, "not_found", f"call: no call with id {call_id!r}")
+        raise missing
     return JSONResponse(call_json(call))
 
 
 @router.websocket("/ws/calls/{call_id}")
 async def media_socket(websocket: WebSocket, call_id: str, runtime: WsRuntimeDep) -> None:
     await runtime.edge.serve(websocket, call_id, websocket.query_params.get("token"))
-
-
-def create_app(runtime: Runtime) -> FastAPI:
-    """The HTTP app of a process, with the routes of the roles it plays; every
-    role gets the probes and metrics."""
-    app = FastAPI(title="voxfleet", version="0.1.0", lifespan=runtime.lifespan)
-    app.state.runtime = runtime
-    app.include_router(health.router)
-    if Role.LANDING in runtime.roles:
-        app.include_router(router)
-        app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    if Role.MONITOR in runtime.roles:
-        app.include_router(monitor.router)
-    return app

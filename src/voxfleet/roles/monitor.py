@@ -1,17 +1,22 @@
 """The monitor role's JSON API: the scaling signal for the autoscaler (KEDA's
 metrics-api scaler or an HPA on the Prometheus gauge), live agents and rooms,
-and recent calls. The dashboard builds on it."""
+and recent calls. The dashboard builds on it.
+
+Every route needs the admin API key (live room ids lead to transcripts).
+`voxfleet monitor` serves them on its port; `voxfleet up` on its admin
+listener, never on the public one."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from voxfleet.dispatch.scaling import ScalingSignal
+from voxfleet.roles.auth import require_admin
 from voxfleet.roles.health import RuntimeDep
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", dependencies=[Depends(require_admin)])
 
 
 @router.get("/scaling")

@@ -26,13 +26,14 @@ from voxfleet.observability.metrics import (
 )
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
+from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentWorker
 from voxfleet.roles.backends import Backends, build_backends
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
-from voxfleet.transport.tokens import MediaTokens
+from voxfleet.transport.tokens import MediaTokens, ReadTokens
 
 log = get_logger(__name__)
 ProviderFactory = Callable[[Settings], Providers]
@@ -70,7 +71,11 @@ class Runtime:
         self.tokens = MediaTokens(
             settings.secret_key.get_secret_value(), settings.token_ttl_seconds
         )
+        self.read_tokens = ReadTokens(
+            settings.secret_key.get_secret_value(), settings.read_token_ttl_seconds
+        )
         self.backends: Backends = build_backends(settings)
+        self.admission = CallAdmission(settings, self.backends.queue)
         self._provider_factory = providers
         self._endpointing = endpointing
         self._migrate = migrate_on_start
@@ -127,6 +132,7 @@ class Runtime:
             await self.drain()
             await self._tasks.cancel_all()
             await self.sink.close()
+            await self.admission.close()
             await self.backends.close()
             await self.engine.dispose()
 

@@ -1,6 +1,11 @@
-"""Room-scoped, short-lived media tokens: ``<payload>.<signature>``, where the
-payload names the call and the expiry and the signature is HMAC-SHA256 with the
-server's secret key. Any landing replica with the same key can check them."""
+"""Call-scoped, expiring tokens: ``<payload>.<signature>``, where the payload
+names the call and the expiry and the signature is HMAC-SHA256 with a key
+derived from the server's secret key and the token's kind. Any landing replica
+with the same secret can check them.
+
+Two kinds: a media token (in ``media_url``) opens the call's socket; a read
+token (``read_token`` of ``POST /api/calls``) reads the call's record. Each kind
+has its own derived key, so a token of one kind never passes as the other."""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import base64
 import hashlib
 import hmac
 import json
+from typing import ClassVar
 
-from voxfleet.errors import AuthError
+from voxfleet.errors import AuthError, Forbidden
 
 
 def _b64(data: bytes) -> str:
@@ -20,9 +26,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class MediaTokens:
+class CallTokens:
+    kind: ClassVar[str]
+
     def __init__(self, secret: str, ttl_seconds: int) -> None:
-        self._key = hashlib.sha256(b"voxfleet-media-token:" + secret.encode()).digest()
+        self._key = hashlib.sha256(
+            f"voxfleet-{self.kind}-token:".encode() + secret.encode()
+        ).digest()
         self.ttl = ttl_seconds
 
     def _sign(self, payload: str) -> str:
@@ -36,8 +46,8 @@ class MediaTokens:
         return f"{payload}.{self._sign(payload)}", float(int(expires))
 
     def verify(self, token: str, call_id: str, now: float) -> None:
-        """Raise AuthError (code ``token_invalid``, ``token_expired`` or
-        ``token_foreign``) unless ``token`` admits to ``call_id`` now."""
+        """Raise AuthError (code ``token_invalid`` or ``token_expired``) or
+        Forbidden (code ``token_foreign``) unless ``token`` admits to ``call_id`` now."""
         payload, _, signature = token.partition(".")
         if (
             not token.isascii()
@@ -45,13 +55,25 @@ class MediaTokens:
             or not signature
             or not hmac.compare_digest(signature, self._sign(payload))
         ):
-            raise AuthError("token: not a valid media token", code="token_invalid")
+            raise AuthError(f"token: not a valid {self.kind} token", code="token_invalid")
         try:
             body = json.loads(_unb64(payload))
             token_call, expires = str(body["c"]), float(body["e"])
         except (ValueError, KeyError, TypeError) as e:
             raise AuthError("token: malformed payload", code="token_invalid") from e
         if token_call != call_id:
-            raise AuthError("token: issued for another call", code="token_foreign")
+            raise Forbidden("token: issued for another call", code="token_foreign")
         if now > expires:
             raise AuthError("token: expired; create a new call", code="token_expired")
+
+
+class MediaTokens(CallTokens):
+    """Opens the call's media socket, for a short while (the query string of ``media_url``)."""
+
+    kind = "media"
+
+
+class ReadTokens(CallTokens):
+    """Reads the call's record (``GET /api/calls/{id}``); only its creator gets one."""
+
+    kind = "read"

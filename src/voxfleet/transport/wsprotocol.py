@@ -23,9 +23,9 @@ class EdgeWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
-        if message["type"] == "websocket.close" and self.close_sent:
+        closing = message["type"] == "websocket.close" and self.close_sent
+        if closing and not self.transport.is_closing():
             # What the peer sends after our close frame goes unread; the close
             # timer ends the connection.
-            if not self.transport.is_closing():
-                self.read_paused = True
-                self.transport.pause_reading()
+            self.read_paused = True
+            self.transport.pause_reading()
