@@ -45,7 +45,6 @@ def render(values: dict[str, Any]) -> list[Obj]:
     return objects
 
 
-
 def merged(*layers: dict[str, Any]) -> dict[str, Any]:
     """Values layered like repeated `-f` files (later wins, maps merge)."""
     out: dict[str, Any] = {}
@@ -68,9 +67,7 @@ def pod_specs(objects: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
 
 
 def find(objects: list[Obj], kind: str, name_suffix: str = "") -> list[Obj]:
-    return [
-        o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(name_suffix)
-    ]
+    return [o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(name_suffix)]
 
 
 def tool(venv: str, name: str) -> Path:
