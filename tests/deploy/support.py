@@ -29,16 +29,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": {}} | {
 Obj = dict[str, Any]
 
 
-def render_raw(values: dict[str, Any]) -> dict[str, str]:
+def render_raw(values: dict[str, Any], release: str = RELEASE) -> dict[str, str]:
     """{template path: rendered text}; raises Helm's errors (schema, `fail`)."""
     with Chart.load(CHART) as chart:
-        return chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+        return chart.render(values=values, name=release, namespace=NAMESPACE)
 
 
-def render(values: dict[str, Any]) -> list[Obj]:
+def render(values: dict[str, Any], release: str = RELEASE) -> list[Obj]:
     """Every object the chart renders (NOTES.txt aside), hooks and tests included."""
     objects: list[Obj] = []
-    for path, text in render_raw(values).items():
+    for path, text in render_raw(values, release).items():
         if path.endswith("NOTES.txt"):
             continue
         objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
