@@ -266,6 +266,18 @@ def test_keda_reads_desired_agents_as_the_replica_count(rendered: dict[str, list
     assert so["spec"]["fallback"]["behavior"] == "currentReplicasIfHigher"
 
 
+def test_the_signal_and_the_autoscaler_agree(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["production"]
+    (so,) = find(objects, "ScaledObject")
+    (monitor,) = _deployment(objects, "monitor")["spec"]["template"]["spec"]["containers"]
+    (agent,) = _deployment(objects, "agent")["spec"]["template"]["spec"]["containers"]
+    env = _env(monitor)
+    assert int(env["VOXFLEET_SCALING_MIN_AGENTS"]["value"]) == so["spec"]["minReplicaCount"]
+    assert int(env["VOXFLEET_SCALING_MAX_AGENTS"]["value"]) == so["spec"]["maxReplicaCount"]
+    capacity = _env(agent)["VOXFLEET_AGENT_CAPACITY"]["value"]
+    assert env["VOXFLEET_AGENT_CAPACITY"]["value"] == capacity
+
+
 def test_hpa_fallback_targets_the_same_signal(rendered: dict[str, list[Obj]]) -> None:
     (hpa,) = find(rendered["hpa"], "HorizontalPodAutoscaler")
     (metric,) = hpa["spec"]["metrics"]
