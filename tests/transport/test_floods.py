@@ -4,9 +4,13 @@ another call on the same process carries on, its room never re-queued."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
+import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -89,3 +93,45 @@ async def test_a_few_bad_frames_are_forgiven(tmp_path: Path, profiles: Path) -> 
         assert len([m for m in call.of_type("error") if m["code"] == "invalid_json"]) == 5
         await call.end()
         await call.close()
+
+
+async def test_a_flooder_that_never_answers_our_close_is_cut_off(
+    tmp_path: Path, profiles: Path
+) -> None:
+    """A raw client that floods bad frames and never reads or answers: the
+    server closes it (1008) and drops the connection within about a second
+    instead of reading its flood for the 10 s of uvicorn's closing handshake."""
+    async with app_server(tmp_path, profiles_file=profiles) as (base, _runtime):
+        call = CallClient(base)
+        data = await call.create()
+        url = urlsplit(data["media_url"])
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        mask = os.urandom(4)
+        frame = b"\x81\x81" + mask + bytes([ord("x") ^ mask[0]])  # text "x", masked
+        gone = asyncio.get_running_loop().create_future()
+
+        async def drain_until_closed() -> None:
+            with contextlib.suppress(ConnectionError):  # a reset is a close too
+                while await reader.read(65536):
+                    pass
+            gone.set_result(time.monotonic())
+
+        watcher = asyncio.create_task(drain_until_closed())
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionError):
+            while not gone.done() and time.monotonic() - started < 8:
+                writer.write(frame * 500)
+                await writer.drain()
+        await asyncio.wait_for(watcher, 10)
+        writer.close()
+        assert gone.result() - started < 5  # uvicorn's own handshake would read for 10 s
+        assert (await call.get_call())["end_reason"] == "protocol_error"

@@ -22,7 +22,7 @@ from voxfleet.aio import Backoff
 from voxfleet.bus.base import Bus, Subscription, room_down, room_up
 from voxfleet.bus.messages import Audio, Control, Numbered, decode, encode_control
 from voxfleet.dispatch.base import RoomDirectory, RoomJob, RoomQueue
-from voxfleet.domain.calls import CallStatus, EndReason
+from voxfleet.domain.calls import CallStatus, EndReason, is_call_id
 from voxfleet.errors import AuthError, MalformedMessage, VoxfleetError
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_ENDED, EDGE_FRAMES, EDGE_SOCKETS
@@ -112,7 +112,7 @@ class MediaEdge:
             code = CLOSE_FORBIDDEN if e.code == "token_foreign" else CLOSE_UNAUTHORIZED
             await ws.close(code, e.message)
             return
-        call = await self._store.get_call(call_id)
+        call = await self._store.get_call(call_id) if is_call_id(call_id) else None
         if call is None:
             await ws.close(CLOSE_NOT_FOUND, "call: no such call")
             return
