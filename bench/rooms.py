@@ -159,9 +159,9 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
     from redis.asyncio import Redis
 
     from voxfleet.bus.base import room_down, room_up
-    from voxfleet.bus.messages import Audio, Numbered, decode, encode_control, encode_numbered
     from voxfleet.bus.redis import RedisBus
     from voxfleet.dispatch.redis import RedisRoomQueue
+    from voxfleet.messages.room import Attached, AudioFrame, decode_up, encode, encode_numbered
 
     bus = RedisBus(c.redis.url)
     redis = Redis.from_url(c.redis.url)
@@ -179,15 +179,22 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
             job = await queue.take("bench-agent", timeout=10)  # this process is the agent
             assert job is not None and job.room_id == call.call_id
             await queue.done(job)
-            attached = encode_control("attached", sample_rate=16000, replay_from=None)
-            await bus.publish(room_down(call.call_id), encode_numbered(1, 1, attached))
+            attached = Attached(
+                agent_id="bench",
+                fence=1,
+                resume=False,
+                replay_epoch=0,
+                sample_rate=16000,
+                enqueued_at=time.time(),
+            )
+            await bus.publish(room_down(call.call_id), encode_numbered(1, 1, encode(attached)))
             await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
             clients.append(call)
 
         async def receive(sub: Any) -> None:
             while (message := await sub.get(timeout=2.0)) is not None:
-                item = decode(message)
-                if not isinstance(item, Numbered) or not isinstance(item.message, Audio):
+                item = decode_up(message)
+                if not isinstance(item.message, AudioFrame):
                     continue
                 pcm = item.message.pcm
                 if len(pcm) >= 8:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.audio import frames, silence, tone
-from voxfleet.bus.base import Subscription
-from voxfleet.bus.memory import InProcessBus
-from voxfleet.bus.messages import encode_audio, encode_control, encode_numbered
 from voxfleet.dispatch.base import RoomStateStore
 from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import GenerationSettings, Profile
-from voxfleet.pipeline.session import RoomLink, RoomSession, TurnSink
+from voxfleet.messages.client import AgentMessage
+from voxfleet.pipeline.ports import (
+    AudioIn,
+    CallerEvent,
+    CallerHungUp,
+    InboundLink,
+    OutboundLink,
+    StreamPosition,
+    TurnSink,
+)
+from voxfleet.pipeline.session import RoomSession
 from voxfleet.providers.base import Providers
 from voxfleet.providers.scripted import EnergyVAD, ScriptedLLM, ScriptedSTT, ScriptedTTS
 
@@ -23,21 +31,48 @@ pytestmark = pytest.mark.unit
 EPOCH = 1_000
 
 
-class RecordingLink(RoomLink):
+class RecordingLink(InboundLink, OutboundLink):
+    """Both ends of a session's link in memory: events pushed in, what the
+    session says recorded (as the dicts a client would get)."""
+
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.audio_bytes = 0
         self.changed = asyncio.Event()
+        self.held = False
+        self._events: asyncio.Queue[CallerEvent] = asyncio.Queue()
+        self._seq = 0
 
-    async def send_audio(self, pcm: bytes) -> None:
+    # -- out
+    async def audio(self, pcm: bytes) -> None:
         self.audio_bytes += len(pcm)
 
-    async def send(self, type_: str, **body: Any) -> None:
-        self.messages.append({"type": type_, **body})
+    async def send(self, message: AgentMessage) -> None:
+        self.messages.append(message.model_dump(exclude_none=True))
         self.changed.set()
 
-    async def ask_replay(self, epoch: int, after: int) -> None:
-        await self.send("replay", epoch=epoch, after=after)
+    # -- in
+    def push_audio(self, pcm: bytes) -> None:
+        self._seq += 1
+        self._events.put_nowait(AudioIn(pcm, StreamPosition(EPOCH, self._seq)))
+
+    def push(self, event: CallerEvent) -> None:
+        self._events.put_nowait(event)
+
+    def hold(self) -> None:
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+
+    async def events(self) -> AsyncIterator[CallerEvent]:
+        while True:
+            event = await self._events.get()
+            if isinstance(event, AudioIn) and self.held:
+                continue
+            yield event
+            if not isinstance(event, AudioIn):
+                return
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == type_]
@@ -86,46 +121,46 @@ def profile(greeting: str = "Hi.") -> Profile:
     )
 
 
-def providers() -> Providers:
-    return Providers(EnergyVAD(), ScriptedSTT(0.02), ScriptedLLM(0.02, 0.005), ScriptedTTS(0.01))
+def providers(stt: ScriptedSTT | None = None) -> Providers:
+    return Providers(
+        EnergyVAD(), stt or ScriptedSTT(0.02), ScriptedLLM(0.02, 0.005), ScriptedTTS(0.01)
+    )
 
 
 class Harness:
-    def __init__(self, greeting: str = "Hi.", state: ConversationState | None = None) -> None:
-        self.bus = InProcessBus()
+    def __init__(
+        self,
+        greeting: str = "Hi.",
+        state: ConversationState | None = None,
+        stt: ScriptedSTT | None = None,
+    ) -> None:
         self.link = RecordingLink()
         self.sink = ListSink()
         self.states = DictStates()
         self.state = state or ConversationState(room_id="r1", profile="test")
         self.session = RoomSession(
-            self.state, profile(greeting), providers(), self.link, self.states, self.sink
+            self.state,
+            profile(greeting),
+            providers(stt),
+            self.link,
+            self.link,
+            self.states,
+            self.sink,
         )
         self.task: asyncio.Task[None] | None = None
-        self._up: Subscription | None = None
-        self.seq = 0  # the edge's frame numbers
-
-    async def frame(self, pcm: bytes, seq: int | None = None) -> None:
-        """One numbered caller frame, as the edge publishes it."""
-        if seq is None:
-            self.seq += 1
-            seq = self.seq
-        await self.bus.publish("up", encode_numbered(EPOCH, seq, encode_audio(pcm)))
 
     async def __aenter__(self) -> Harness:
-        self._up = await self.bus.subscribe("up")
-        self.task = asyncio.create_task(self.session.run(self._up), name="session")
+        self.task = asyncio.create_task(self.session.run(), name="session")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.seq += 1
-        hangup = encode_control("hangup", reason="caller_ended")
-        await self.bus.publish("up", encode_numbered(EPOCH, self.seq, hangup))
+        self.link.push(CallerHungUp("caller_ended"))
         assert self.task is not None
         await asyncio.wait_for(self.task, 10)
 
     async def say(self, pcm: bytes, realtime: bool = True) -> None:
         for frame in frames(pcm):
-            await self.frame(frame)
+            self.link.push_audio(frame)
             await asyncio.sleep(0.02 if realtime else 0)
 
 
@@ -178,10 +213,9 @@ async def test_barge_in_cuts_the_reply_and_keeps_only_what_was_heard() -> None:
 
 
 async def test_noise_without_words_gets_no_answer() -> None:
-    async with Harness(greeting="") as h:
+    # A blip long enough for the VAD but the STT hears nothing in it.
+    async with Harness(greeting="", stt=_SilentSTT()) as h:
         await h.link.wait_for(lambda m: m["type"] == "state")
-        # A blip long enough for the VAD but the STT hears nothing in it.
-        h.session.providers.stt = _SilentSTT()
         await h.say(tone(0.3) + silence(0.6))
         thinking = await h.link.wait_for(lambda m: m.get("state") == "thinking")
         after = next(i for i, m in enumerate(h.link.messages) if m is thinking)
@@ -206,30 +240,3 @@ async def test_resumed_room_answers_pending_turn_without_greeting() -> None:
     assert reply["seq"] == 2
     assert reply["text"].startswith("You said utterance 1.0 seconds")
     assert all(m.get("text") != "Hi." for m in h.link.of_type("transcript"))
-
-
-async def test_malformed_bus_message_is_dropped() -> None:
-    async with Harness(greeting="") as h:
-        await h.bus.publish("up", b"Xgarbage")
-        await h.bus.publish("up", b"J{not json")
-        await h.say(tone(0.5) + silence(0.6))
-        await h.link.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "user")
-    assert finals(h.link, "user")[0]["text"] == "utterance 0.5 seconds"
-
-
-async def test_missing_frames_are_asked_for_again() -> None:
-    async with Harness(greeting="") as h:
-        await h.link.wait_for(lambda m: m["type"] == "state")
-        frame = b"\x00\x00" * 320
-        await h.frame(frame, seq=1)
-        await h.frame(frame, seq=3)  # 2 was lost on the bus
-        asked = await h.link.wait_for(lambda m: m["type"] == "replay")
-        assert (asked["epoch"], asked["after"]) == (EPOCH, 1)
-        # A lost frame with nothing after it shows up in the edge's tick.
-        await h.frame(frame, seq=2)
-        await h.frame(frame, seq=3)
-        h.link.messages.clear()
-        await h.bus.publish("up", encode_control("tick", epoch=EPOCH, seq=4))
-        asked = await h.link.wait_for(lambda m: m["type"] == "replay")
-        assert asked["after"] == 3
-        h.seq = 3  # the hangup comes as frame 4

@@ -134,7 +134,7 @@ async def test_bad_frames_get_errors_and_the_call_goes_on(tmp_path: Path) -> Non
         ):
             await call.wait_for(lambda m, c=code: m["type"] == "error" and m["code"] == c)
         await call.wait_for(
-            lambda m: m["type"] == "error" and "nested" in m.get("message", ""), timeout=5
+            lambda m: m["type"] == "error" and "recursion" in m.get("message", ""), timeout=5
         )
         assert len([m for m in call.of_type("error") if m["code"] == "invalid_json"]) == 3
         # The call still works after all that.

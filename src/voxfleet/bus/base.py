@@ -23,6 +23,11 @@ class Subscription(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """No more messages will come (closed by us or the bus)."""
+
     async def __aenter__(self) -> Subscription:
         return self
 
@@ -66,6 +71,10 @@ class QueuedSubscription(Subscription):
                     self._queue.get_nowait()
                     self.dropped += 1
 
+    @property
+    def closed(self) -> bool:
+        return self._closed and self._queue.empty()
+
     async def get(self, timeout: float | None = None) -> bytes | None:
         if self._closed and self._queue.empty():
             return None
@@ -98,4 +107,6 @@ def room_down(room_id: str) -> str:
     return f"room/{room_id}/down"
 
 
-EVENTS_TOPIC = "events"
+def room_control(room_id: str) -> str:
+    """Between edge and agents, both ways: ticks, replay requests, failures."""
+    return f"room/{room_id}/control"

@@ -1,8 +1,8 @@
 """One agent reply: transcribe (if it starts from caller audio), generate, chunk,
 synthesize and play. Production starts as soon as the reply exists (possibly
-speculatively, at a pause in the caller's speech); playback waits for
-``release()``, which the session calls once the caller's turn is really over.
-Synthesis of chunk N+1 overlaps playback of chunk N."""
+speculatively, at a pause in the caller's speech) in a task the reply owns;
+playback waits for ``release()``, which the session calls once the caller's
+turn is really over. Synthesis of chunk N+1 overlaps playback of chunk N."""
 
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from voxfleet.aio import TaskSet, cancel_and_wait
 from voxfleet.audio import Float32Array
 from voxfleet.domain.calls import LatencyMarks
 from voxfleet.domain.conversation import HistoryItem
 from voxfleet.domain.profiles import Profile
+from voxfleet.errors import ProviderError
 from voxfleet.pipeline.chunker import ClauseChunker, speakable
 from voxfleet.pipeline.playout import Playout
 from voxfleet.providers.base import ChatMessage, GenerationParams, Providers
 
 SendAudio = Callable[[bytes], Awaitable[None]]
+OnChunk = Callable[[str], Awaitable[None]]
+OnFirstAudio = Callable[[], Awaitable[None]]
 _END = None
 
 
@@ -54,17 +58,34 @@ class Reply:
         self._history = list(history)
         self._clock = clock
         self.marks = LatencyMarks()
-        self.transcribed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._text = user_text or ""
+        self._heard = asyncio.Event()  # set once the caller's words are known
         if audio is None:
-            self.transcribed.set_result(user_text or "")
+            self._heard.set()
+        self.failure: ProviderError | None = None
         self._released = asyncio.Event()
         self._chunks: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
         self._send_audio = send_audio
+        self._on_first_audio: OnFirstAudio | None = None
         self.playout = Playout(self._send_first_aware, providers.tts.sample_rate)
         self.started_at: float | None = None
         self.spoken_chunks: list[str] = []
-        self.on_first_audio: Callable[[], Awaitable[None]] | None = None
-        self.on_chunk: Callable[[str], Awaitable[None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, tasks: TaskSet) -> None:
+        """Begin producing, in a task of ``tasks``."""
+        self._task = tasks.spawn(self._produce(), "produce")
+
+    async def cancel(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def transcript(self) -> str:
+        """The caller's words this reply answers (empty: noise). Raises the
+        provider's error if transcription failed."""
+        await self._heard.wait()
+        if self.failure is not None and not self._text:
+            raise self.failure
+        return self._text
 
     @property
     def released(self) -> bool:
@@ -77,33 +98,37 @@ class Reply:
     def heard_text(self) -> str:
         return self.playout.heard_text()
 
+    def full_text(self) -> str:
+        return " ".join(self.spoken_chunks)
+
     async def _send_first_aware(self, frame: bytes) -> None:
         if self.started_at is None:
             self.started_at = self._clock()
             self.marks.first_audio_sent = self.started_at
             await self._send_audio(frame)
-            if self.on_first_audio is not None:
-                await self.on_first_audio()
+            if self._on_first_audio is not None:
+                await self._on_first_audio()
             return
         await self._send_audio(frame)
 
     # -- production -------------------------------------------------------
 
-    async def produce(self) -> None:
-        """Transcribe, generate and synthesize into the chunk queue."""
+    async def _produce(self) -> None:
+        """Transcribe, generate and synthesize into the chunk queue. A provider
+        failure ends production early; it is kept in ``failure``."""
         try:
             if self._audio is not None:
-                text = await self._providers.stt.transcribe(self._audio)
+                self._text = await self._providers.stt.transcribe(self._audio)
                 self.marks.stt_done = self._clock()
-                self.transcribed.set_result(text)
-            user_text = await self.transcribed
+                self._heard.set()
             if self._fixed_text is not None:
                 await self._synthesize(self._fixed_text)
-            elif user_text:
-                await self._generate(user_text)
+            elif self._text:
+                await self._generate(self._text)
+        except ProviderError as e:
+            self.failure = e
         finally:
-            if not self.transcribed.done():
-                self.transcribed.cancel()
+            self._heard.set()
             self._chunks.put_nowait(_END)
 
     async def _generate(self, user_text: str) -> None:
@@ -130,17 +155,15 @@ class Reply:
 
     # -- playback ---------------------------------------------------------
 
-    async def play(self) -> None:
+    async def play(self, on_chunk: OnChunk, on_first_audio: OnFirstAudio) -> None:
         """Wait for release, then play chunks as they come; returns when the
-        caller has heard the whole reply."""
+        caller has heard the whole reply (or production stopped early: see
+        ``failure``). ``on_chunk`` gets the text spoken so far at each chunk."""
+        self._on_first_audio = on_first_audio
         await self._released.wait()
         while (item := await self._chunks.get()) is not _END:
             text, pcm = item
             self.spoken_chunks.append(text)
-            if self.on_chunk is not None:
-                await self.on_chunk(" ".join(self.spoken_chunks))
+            await on_chunk(" ".join(self.spoken_chunks))
             await self.playout.play(pcm, text)
         await self.playout.drain()
-
-    def full_text(self) -> str:
-        return " ".join(self.spoken_chunks)

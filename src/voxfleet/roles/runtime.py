@@ -27,7 +27,7 @@ from voxfleet.observability.metrics import (
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
 from voxfleet.roles.admission import CallAdmission
-from voxfleet.roles.agent import AgentWorker
+from voxfleet.roles.agent import AgentConfig, AgentWorker
 from voxfleet.roles.backends import Backends, build_backends
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
@@ -146,16 +146,15 @@ class Runtime:
         self.worker = AgentWorker(
             providers,
             self.profiles,
-            b.bus,
-            b.queue,
-            b.directory,
-            b.registry,
+            b,
             self.sink,
             self.store,
-            capacity=self.settings.agent_capacity,
-            endpointing=self._endpointing,
-            agent_id=self.settings.agent_id,
-            caller_gone_after=self.settings.caller_gone_seconds,
+            AgentConfig(
+                capacity=self.settings.agent_capacity,
+                agent_id=self.settings.agent_id,
+                endpointing=self._endpointing,
+                caller_gone_after=self.settings.caller_gone_seconds,
+            ),
         )
         self._tasks.spawn(self.worker.run(), "agent")
 
@@ -168,7 +167,7 @@ class Runtime:
         if self.worker is not None and self.worker.rooms:
             DRAINS.inc()
             await self.worker.drain(
-                self.settings.drain_timeout_seconds, hand_over=self.backends.distributed
+                self.settings.drain_timeout_seconds, hand_over_rooms=self.backends.distributed
             )
         elif self.worker is not None:
             self.worker.draining = True

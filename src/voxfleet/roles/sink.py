@@ -12,7 +12,7 @@ from voxfleet.aio import cancel_and_wait
 from voxfleet.domain.calls import Turn
 from voxfleet.errors import VoxfleetError
 from voxfleet.observability.logging import get_logger
-from voxfleet.pipeline.session import TurnSink
+from voxfleet.pipeline.ports import TurnSink
 from voxfleet.store.repository import CallStore
 
 log = get_logger(__name__)

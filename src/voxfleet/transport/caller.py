@@ -11,16 +11,26 @@ handful of replies, not one per frame."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voxfleet.domain.calls import EndReason
+from voxfleet.errors import ProtocolError
+from voxfleet.messages.client import (
+    Ended,
+    Error,
+    Interrupt,
+    Ready,
+    State,
+    Transcript,
+    parse_client_message,
+)
 from voxfleet.observability.metrics import EDGE_BAD_FRAMES, EDGE_FRAMES
 from voxfleet.transport.ratelimit import AudioRateLimit, Bucket
+
+ServerMessage = Ready | State | Transcript | Interrupt | Error | Ended
 
 INPUT_RATE = 16000
 MAX_FRAME_MS = 200
@@ -53,8 +63,8 @@ class CallSocket:
             and self.ws.client_state == WebSocketState.CONNECTED
         )
 
-    async def send_json(self, body: dict[str, Any]) -> None:
-        await self._send(text=json.dumps(body, separators=(",", ":")))
+    async def send_json(self, message: ServerMessage) -> None:
+        await self._send(text=message.to_json())
 
     async def send_bytes(self, data: bytes) -> None:
         await self._send(data=data)
@@ -73,7 +83,7 @@ class CallSocket:
 
     async def error(self, code: str, message: str) -> None:
         EDGE_BAD_FRAMES.labels(code).inc()
-        await self.send_json({"type": "error", "code": code, "message": message})
+        await self.send_json(Error(code=code, message=message))
 
 
 class CallerReader:
@@ -107,12 +117,12 @@ class CallerReader:
             elif text is not None:
                 await self._on_text(text)
 
-    async def _bad_frame(self, code: str, message: str) -> None:
+    async def _bad_frame(self, error: ProtocolError) -> None:
         if not self._bad.take(1.0, time.monotonic()):
             await self._sock.error("too_many_errors", "too many bad frames; closing")
             self._sock.end(EndReason.PROTOCOL_ERROR)
             return
-        await self._sock.error(code, message)
+        await self._sock.error(error.code, error.message)
 
     async def _on_binary(self, data: bytes) -> None:
         if not self._sock.ready:
@@ -121,36 +131,38 @@ class CallerReader:
             if not self._told_not_ready:
                 self._told_not_ready = True
                 await self._sock.error("not_ready", "audio before ready: wait for ready")
-        elif not data or len(data) % 2:
-            await self._bad_frame(
-                "bad_audio_frame", f"audio frame of {len(data)} bytes: expected whole PCM16 samples"
-            )
-        elif len(data) > MAX_FRAME_BYTES:
-            await self._bad_frame(
-                "frame_too_long", f"audio frame of {len(data) // 32} ms: at most {MAX_FRAME_MS} ms"
-            )
-        else:
-            EDGE_FRAMES.labels("up", "audio").inc()
-            self._on_audio(data)
-
-    async def _on_text(self, text: str) -> None:
-        if len(text) > MAX_TEXT_CHARS:
-            await self._bad_frame("message_too_long", f"text over {MAX_TEXT_CHARS} characters")
             return
         try:
-            body = json.loads(text)
-        except ValueError as e:
-            await self._bad_frame("invalid_json", f"text message is not JSON: {e}")
+            check_audio_frame(data)
+        except ProtocolError as e:
+            await self._bad_frame(e)
             return
-        except RecursionError:
-            await self._bad_frame("invalid_json", "text message is nested too deeply")
+        EDGE_FRAMES.labels("up", "audio").inc()
+        self._on_audio(data)
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            if len(text) > MAX_TEXT_CHARS:
+                raise ProtocolError(
+                    f"text over {MAX_TEXT_CHARS} characters", code="message_too_long"
+                )
+            parse_client_message(text)  # today the only client message is `end`
+        except ProtocolError as e:
+            await self._bad_frame(e)
             return
-        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-            await self._bad_frame(
-                "invalid_json", "text message must be an object with a string 'type'"
-            )
-            return
-        if body["type"] == "end":
-            self._sock.end(EndReason.CALLER_ENDED)
-            return
-        await self._bad_frame("unknown_type", f"unknown message type {body['type'][:64]!r}")
+        self._sock.end(EndReason.CALLER_ENDED)
+
+
+def check_audio_frame(data: bytes) -> None:
+    """Raise ProtocolError unless ``data`` is whole PCM16 samples of at most
+    MAX_FRAME_MS."""
+    if not data or len(data) % 2:
+        raise ProtocolError(
+            f"audio frame of {len(data)} bytes: expected whole PCM16 samples",
+            code="bad_audio_frame",
+        )
+    if len(data) > MAX_FRAME_BYTES:
+        raise ProtocolError(
+            f"audio frame of {len(data) // 32} ms: at most {MAX_FRAME_MS} ms",
+            code="frame_too_long",
+        )

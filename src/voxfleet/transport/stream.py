@@ -20,12 +20,11 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from typing import Any
 
 from voxfleet.aio import Backoff
 from voxfleet.bus.base import Bus
-from voxfleet.bus.messages import encode_audio, encode_control, encode_numbered
 from voxfleet.errors import VoxfleetError
+from voxfleet.messages.room import Stream, Tick, encode, encode_numbered
 from voxfleet.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -36,12 +35,23 @@ REASK_SECONDS = 1.0  # a replay request that got no answer is sent again after t
 
 
 class Outbox:
-    """The sending end of one numbered stream. ``push`` never blocks and never
-    fails; ``run`` (the pump) and ``ticks`` run as the owner's tasks."""
+    """The sending end of one numbered stream, ``stream`` on ``topic``, ticking on
+    ``control``. ``push`` never blocks and never fails; ``run`` (the pump) and
+    ``ticks`` run as the owner's tasks."""
 
-    def __init__(self, bus: Bus, topic: str, epoch: int, keep: int = KEEP_MESSAGES) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        control: str,
+        stream: Stream,
+        epoch: int,
+        keep: int = KEEP_MESSAGES,
+    ) -> None:
         self.topic = topic
         self.epoch = epoch
+        self._control = control
+        self._stream: Stream = stream
         self._bus = bus
         self._messages: deque[tuple[int, bytes]] = deque(maxlen=keep)
         self._seq = 0
@@ -57,18 +67,12 @@ class Outbox:
     def published(self) -> int:
         return self._published
 
-    def push(self, message: bytes) -> int:
-        """Queue an encoded ``A``/``J`` message; returns its number."""
+    def push(self, encoded: bytes) -> int:
+        """Queue an encoded ``A``/``J`` message (messages/room.py); returns its number."""
         self._seq += 1
-        self._messages.append((self._seq, encode_numbered(self.epoch, self._seq, message)))
+        self._messages.append((self._seq, encode_numbered(self.epoch, self._seq, encoded)))
         self._wake.set()
         return self._seq
-
-    def push_audio(self, pcm: bytes) -> int:
-        return self.push(encode_audio(pcm))
-
-    def push_control(self, type_: str, **body: Any) -> int:
-        return self.push(encode_control(type_, **body))
 
     def replay(self, epoch: int, after: int) -> None:
         """The receiver has everything up to ``after`` of ``epoch``: publish the
@@ -109,10 +113,9 @@ class Outbox:
         receiver that lost messages with nothing after them learns it."""
         while True:
             await asyncio.sleep(every)
+            tick = Tick(stream=self._stream, epoch=self.epoch, seq=self._published)
             with contextlib.suppress(VoxfleetError):
-                await self._bus.publish(
-                    self.topic, encode_control("tick", epoch=self.epoch, seq=self._published)
-                )
+                await self._bus.publish(self._control, encode(tick))
 
     async def flush(self, timeout: float) -> bool:
         """Wait until everything pushed so far is on the bus; False on timeout."""
@@ -169,6 +172,12 @@ class Inbox:
     @property
     def behind(self) -> bool:
         return self._gap
+
+    def missed(self) -> None:
+        """Messages came that were not taken (the taker was not listening): ask
+        for everything after the last one taken."""
+        self._joining = False
+        self._gap = True
 
     def replay_request(self) -> int | None:
         """``after`` to ask the sender (of ``self.epoch``) to replay from, or None
