@@ -23,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from voxfleet.providers.registry import KINDS, REGISTRY
+
 ENV_PREFIX = "VOXFLEET_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the known dev default
 SECRET_FIELDS = (
@@ -31,7 +33,6 @@ SECRET_FIELDS = (
     "database_url",
     "redis_url",
     "redis_password",
-    "llm_api_key",
 )
 ADMIN_KEY_MIN_LENGTH = 24
 # Words that mark a value copied from an example rather than generated.
@@ -134,13 +135,18 @@ class Settings(BaseSettings):
     scaling_min_agents: int = Field(2, ge=0)
     scaling_max_agents: int = Field(50, ge=1)
 
-    providers: Literal["local", "scripted"] = Field(
-        "local", description="local: the shipped models; scripted: set timings, for tests."
+    providers: str = Field(
+        "local",
+        description="The provider of every capability not named on its own "
+        "(local: the shipped models; scripted: set timings, for tests).",
     )
+    vad: str | None = Field(None, description="Voice activity detection provider.")
+    stt: str | None = Field(None, description="Speech-to-text provider.")
+    llm: str | None = Field(None, description="Language model provider.")
+    tts: str | None = Field(None, description="Text-to-speech provider.")
     stt_threads: int = Field(2, ge=1)
     llm_threads: int = Field(2, ge=1)
     llm_context: int = Field(2048, ge=256)
-    llm_api_key: SecretStr | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"
@@ -208,7 +214,18 @@ class Settings(BaseSettings):
             raise ValueError("secret_key: must be at least 16 characters")
         if self.admin_api_key is not None:
             self._check_admin_key(self.admin_api_key.get_secret_value(), secret)
+        for kind in KINDS:
+            name = self.provider_for(kind)
+            if name not in REGISTRY[kind]:
+                field = kind if getattr(self, kind) is not None else "providers"
+                known = ", ".join(sorted(REGISTRY[kind]))
+                raise ValueError(f"{field}: no {kind} provider named {name!r}; known: {known}")
         return self
+
+    def provider_for(self, kind: str) -> str:
+        """The provider named for capability ``kind`` (vad, stt, llm, tts)."""
+        named: str | None = getattr(self, kind)
+        return named if named is not None else self.providers
 
     def _check_admin_key(self, key: str, secret_key: str) -> None:
         if len(key) < ADMIN_KEY_MIN_LENGTH:

@@ -96,6 +96,28 @@ def test_server_log_has_a_line_per_model(
 ) -> None:
     logs = list(Path(tmp_path_factory.getbasetemp()).glob("up*/voxfleet-up.log"))
     text = logs[0].read_text()
-    for model in ("silero-vad-v6", "whisper-tiny.en", "smollm2-135m-instruct", "piper-joe-medium"):
-        assert f"model={model}" in text
+    for kind, model in (
+        ("vad", "silero-v6"),
+        ("stt", "whisper-tiny.en"),
+        ("llm", "smollm2-135m"),
+        ("tts", "piper-joe-medium"),
+    ):
+        assert f"kind={kind} provider=local model={model}" in text
     assert "voxfleet is ready: open http://127.0.0.1:" in text
+
+
+async def test_a_scripted_llm_behind_local_speech(tmp_path: Path) -> None:
+    """One capability switched alone: local VAD, Whisper and Piper, scripted replies."""
+    with up_process(tmp_path, VOXFLEET_LLM="scripted") as base:
+        call = CallClient(base)
+        await call.start()
+        await call.wait_for(agent_final(0), timeout=30)
+        await call.send_audio(piper_speech("What is the capital of France?") + silence(1.2))
+        heard = await call.wait_for(
+            lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"], timeout=30
+        )
+        assert "france" in heard["text"].lower()
+        reply = await call.wait_for(agent_final(2), timeout=30)
+        assert reply["text"].startswith("You said")  # the scripted LLM's words, spoken by Piper
+        assert call.ready is not None and call.ready["sample_rate"] == 22050
+        await call.close()

@@ -90,7 +90,7 @@ async def test_read_tokens_expire(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, runtime), httpx.AsyncClient(base_url=base) as http:
         call = CallClient(base)
         await call.create()
-        stale, _expires = runtime.read_tokens.issue(call.call_id, now=0.0)
+        stale, _expires = runtime.landing.read_tokens.issue(call.call_id, now=0.0)
         r = await http.get(f"/api/calls/{call.call_id}", headers=bearer(stale))
         assert r.status_code == 401 and error_code(r) == "token_expired"
 

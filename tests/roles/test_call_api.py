@@ -93,10 +93,10 @@ async def test_socket_rejects_missing_bad_foreign_and_reused_tokens(tmp_path: Pa
         token_b = b["media_url"].split("token=")[1]
         code, reason = await _expect_close(f"{ws_base}/ws/calls/{a['id']}?token={token_b}")
         assert code == 4403 and reason is not None and "another call" in reason
-        old, _exp = runtime.tokens.issue(a["id"], now=0.0)
+        old, _exp = runtime.landing.tokens.issue(a["id"], now=0.0)
         code, reason = await _expect_close(f"{ws_base}/ws/calls/{a['id']}?token={old}")
         assert code == 4401 and reason is not None and "expired" in reason
-        forged, _exp = runtime.tokens.issue("c_unknown", now=10**10)
+        forged, _exp = runtime.landing.tokens.issue("c_unknown", now=10**10)
         assert (await _expect_close(f"{ws_base}/ws/calls/c_unknown?token={forged}"))[0] == 4404
         await first.connect(a["media_url"])
         assert (await _expect_close(a["media_url"]))[0] == 4409  # already connected

@@ -10,6 +10,15 @@ import math
 
 from pydantic import BaseModel
 
+from voxfleet.dispatch.base import AgentRegistry, RoomDirectory, RoomQueue
+from voxfleet.observability.metrics import (
+    ACTIVE_ROOMS_TOTAL,
+    DESIRED_AGENTS,
+    LIVE_AGENTS,
+    QUEUE_DEPTH,
+)
+from voxfleet.settings import Settings
+
 
 class ScalingSignal(BaseModel):
     active_rooms: int
@@ -32,3 +41,44 @@ def desired_agents(
         raise ValueError("capacity: rooms per agent must be at least 1")
     wanted = math.ceil((active + queued + warm_buffer) / capacity)
     return max(minimum, min(maximum, wanted))
+
+
+async def scaling_signal(
+    registry: AgentRegistry,
+    directory: RoomDirectory,
+    queue: RoomQueue,
+    settings: Settings,
+) -> ScalingSignal:
+    """Demand and supply as the monitor sees them; also sets the gauges the
+    autoscaler may read instead (KEDA's Prometheus scaler, an HPA)."""
+    agents = await registry.agents()
+    rooms = await directory.rooms()
+    queued = await queue.depth()
+    live = [a for a in agents if not a.draining]
+    capacity = max((a.capacity for a in live), default=settings.agent_capacity)
+    s = settings
+    signal = ScalingSignal(
+        active_rooms=len(rooms),
+        queued_rooms=queued,
+        live_agents=len(agents),
+        ready_agents=sum(1 for a in agents if a.ready),
+        draining_agents=sum(1 for a in agents if a.draining),
+        capacity_per_agent=capacity,
+        free_capacity=sum(max(0, a.capacity - a.active) for a in live if a.ready),
+        warm_buffer=s.scaling_warm_buffer,
+        min_agents=s.scaling_min_agents,
+        max_agents=s.scaling_max_agents,
+        desired_agents=desired_agents(
+            len(rooms),
+            queued,
+            capacity,
+            s.scaling_warm_buffer,
+            s.scaling_min_agents,
+            s.scaling_max_agents,
+        ),
+    )
+    DESIRED_AGENTS.set(signal.desired_agents)
+    LIVE_AGENTS.set(signal.live_agents)
+    ACTIVE_ROOMS_TOTAL.set(signal.active_rooms)
+    QUEUE_DEPTH.set(queued)
+    return signal

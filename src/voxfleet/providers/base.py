@@ -1,21 +1,42 @@
-"""Base classes of the four provider kinds.
+"""Base classes of the four provider kinds (VAD, STT, LLM, TTS).
 
-The base owns what every provider needs (timeouts, wrapping library errors into
-ProviderError, metrics); a provider implements one underscore method."""
+A provider implements one underscore method and declares what it can do
+(``Capabilities``). The base owns the rest, in one place (``_call``): a
+deadline, retries with backoff for ``ProviderUnavailable`` only (a refused
+connection, a 5xx, a 429: the same request may work a moment later), wrapping
+library errors into ProviderError, and the latency and error metrics. An LLM
+stream is retried only before its first token: after that a retry would say
+part of the reply twice."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
 import numpy as np
 
+from voxfleet.aio import Backoff
 from voxfleet.audio import INPUT_RATE, Float32Array, pcm16_to_float, resample
-from voxfleet.errors import ProviderError, ProviderTimeout
+from voxfleet.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from voxfleet.observability.metrics import PROVIDER_ERRORS, PROVIDER_SECONDS
+
+if TYPE_CHECKING:
+    from voxfleet.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True, frozen=True)
+class Capabilities:
+    """What a provider can do; the pipeline and the registry read it."""
+
+    streaming: bool = False  # results arrive piece by piece (tokens, audio)
+    sample_rates: tuple[int, ...] = (INPUT_RATE,)  # audio it takes (VAD, STT) or makes (TTS)
+    prompt_cache: bool = False  # an LLM that gains from prefill()
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,6 +53,47 @@ class GenerationParams:
     repeat_penalty: float = 1.0
 
 
+class Provider(ABC):
+    kind: ClassVar[str]
+    name: ClassVar[str] = "provider"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    timeout: float = 15.0  # one attempt
+    attempts: int = 3  # for ProviderUnavailable only
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The provider as the process's settings configure it."""
+        return cls()
+
+    async def _call(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` under the deadline, retried while unavailable, measured."""
+        backoff = Backoff(0.1, 1.0)
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    result = await work()
+            except TimeoutError as e:
+                error: ProviderError = ProviderTimeout(
+                    f"{self.name}: {what} took over {self.timeout}s"
+                )
+                error.__cause__ = e
+            except ProviderError as e:
+                error = e
+            except Exception as e:  # the library's own errors, wrapped at this edge
+                error = ProviderError(f"{self.name}: {what} failed: {e}")
+                error.__cause__ = e
+            else:
+                PROVIDER_SECONDS.labels(self.kind, self.name).observe(time.perf_counter() - started)
+                return result
+            PROVIDER_ERRORS.labels(self.kind, self.name).inc()
+            if not isinstance(error, ProviderUnavailable) or attempt >= self.attempts:
+                raise error
+            await backoff.sleep()
+
+
 class VADStream(ABC):
     """Voice activity of one audio stream, window by window (stateful)."""
 
@@ -42,79 +104,66 @@ class VADStream(ABC):
         """Speech probability of one window of ``self.window`` samples in [-1, 1]."""
 
 
-class VAD(ABC):
-    name: str = "vad"
+class VAD(Provider):
+    """Runs inline on the event loop (a window costs well under a millisecond),
+    so it has no async call to guard."""
+
+    kind = "vad"
 
     @abstractmethod
     def stream(self) -> VADStream:
         """A new detector for one audio stream; streams share the model."""
 
 
-class STT(ABC):
-    name: str = "stt"
-    timeout: float = 15.0
+class STT(Provider):
+    kind = "stt"
 
     async def transcribe(self, audio: Float32Array) -> str:
         """Text of ``audio`` (16 kHz mono float32 in [-1, 1])."""
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.timeout):
-                text = await self._transcribe(audio)
-        except TimeoutError as e:
-            PROVIDER_ERRORS.labels("stt", self.name).inc()
-            raise ProviderTimeout(f"{self.name}: transcription took over {self.timeout}s") from e
-        except ProviderError:
-            PROVIDER_ERRORS.labels("stt", self.name).inc()
-            raise
-        except Exception as e:
-            PROVIDER_ERRORS.labels("stt", self.name).inc()
-            raise ProviderError(f"{self.name}: transcription failed: {e}") from e
-        PROVIDER_SECONDS.labels("stt", self.name).observe(time.perf_counter() - started)
+        text = await self._call("transcription", lambda: self._transcribe(audio))
         return text.strip()
 
     @abstractmethod
     async def _transcribe(self, audio: Float32Array) -> str: ...
 
 
-class LLM(ABC):
-    name: str = "llm"
-    first_token_timeout: float = 10.0
+class LLM(Provider):
+    kind = "llm"
+    capabilities = Capabilities(streaming=True)
+    timeout = 10.0  # to the first token
 
     async def stream(
         self, messages: Sequence[ChatMessage], params: GenerationParams
     ) -> AsyncIterator[str]:
         """Text pieces of the reply as they are generated. Closing the iterator
         (or cancelling its consumer) stops generation."""
-        started = time.perf_counter()
-        pieces = self._stream(messages, params)
+        current: list[AsyncGenerator[str, None]] = []  # the attempt's stream
+
+        async def first() -> str | None:
+            if current:  # a retry: the failed stream is done
+                await current.pop().aclose()
+            current.append(self._stream(messages, params))
+            try:
+                return await anext(current[0])
+            except StopAsyncIteration:
+                return None
+
         try:
-            first = True
-            while True:
+            piece = await self._call("the first token", first)
+            while piece is not None:
+                yield piece
                 try:
-                    if first:
-                        async with asyncio.timeout(self.first_token_timeout):
-                            piece = await anext(pieces)
-                        PROVIDER_SECONDS.labels("llm_first_token", self.name).observe(
-                            time.perf_counter() - started
-                        )
-                        first = False
-                    else:
-                        piece = await anext(pieces)
+                    piece = await anext(current[0])
                 except StopAsyncIteration:
                     return
-                yield piece
-        except TimeoutError as e:
-            PROVIDER_ERRORS.labels("llm", self.name).inc()
-            raise ProviderTimeout(
-                f"{self.name}: no token within {self.first_token_timeout}s"
-            ) from e
-        except (ProviderError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as e:
-            PROVIDER_ERRORS.labels("llm", self.name).inc()
-            raise ProviderError(f"{self.name}: generation failed: {e}") from e
+                except (ProviderError, asyncio.CancelledError):
+                    raise
+                except Exception as e:
+                    PROVIDER_ERRORS.labels(self.kind, self.name).inc()
+                    raise ProviderError(f"{self.name}: generation failed: {e}") from e
         finally:
-            await pieces.aclose()
+            for pieces in current:
+                await pieces.aclose()
 
     @abstractmethod
     def _stream(
@@ -127,28 +176,13 @@ class LLM(ABC):
         return None
 
 
-class TTS(ABC):
-    name: str = "tts"
+class TTS(Provider):
+    kind = "tts"
     sample_rate: int = 22050
-    timeout: float = 15.0
 
     async def synthesize(self, text: str, rate: float = 1.0) -> bytes:
         """PCM16LE mono audio of ``text`` at ``self.sample_rate``."""
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.timeout):
-                pcm = await self._synthesize(text, rate)
-        except TimeoutError as e:
-            PROVIDER_ERRORS.labels("tts", self.name).inc()
-            raise ProviderTimeout(f"{self.name}: synthesis took over {self.timeout}s") from e
-        except ProviderError:
-            PROVIDER_ERRORS.labels("tts", self.name).inc()
-            raise
-        except Exception as e:
-            PROVIDER_ERRORS.labels("tts", self.name).inc()
-            raise ProviderError(f"{self.name}: synthesis failed: {e}") from e
-        PROVIDER_SECONDS.labels("tts", self.name).observe(time.perf_counter() - started)
-        return pcm
+        return await self._call("synthesis", lambda: self._synthesize(text, rate))
 
     @abstractmethod
     async def _synthesize(self, text: str, rate: float) -> bytes: ...
@@ -156,7 +190,7 @@ class TTS(ABC):
 
 @dataclass(slots=True)
 class Providers:
-    """The set of providers one agent process uses, loaded once at start-up."""
+    """The providers one agent process uses, one per capability, loaded once."""
 
     vad: VAD
     stt: STT

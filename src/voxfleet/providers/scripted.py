@@ -19,6 +19,7 @@ from voxfleet.providers.base import (
     STT,
     TTS,
     VAD,
+    Capabilities,
     ChatMessage,
     GenerationParams,
     Providers,
@@ -71,6 +72,7 @@ def _voiced_seconds(audio: Float32Array, rate: int = 16000) -> float:
 
 class ScriptedLLM(LLM):
     name = "scripted-llm"
+    capabilities = Capabilities(streaming=True)
 
     def __init__(self, first_token: float = 0.05, per_token: float = 0.01) -> None:
         self.first_token = first_token

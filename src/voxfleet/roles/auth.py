@@ -18,8 +18,7 @@ from pydantic import SecretStr
 
 from voxfleet.errors import AuthError, ConfigError
 from voxfleet.observability.logging import get_logger
-from voxfleet.roles.health import RuntimeDep
-from voxfleet.roles.runtime import Runtime
+from voxfleet.roles.deps import LandingDep, SettingsDep
 from voxfleet.settings import ADMIN_KEY_MIN_LENGTH, Settings
 
 log = get_logger(__name__)
@@ -32,8 +31,8 @@ def bearer(request: Request) -> str | None:
     return value if scheme.lower() == "bearer" and value else None
 
 
-def is_admin_key(runtime: Runtime, presented: str) -> bool:
-    key = runtime.settings.admin_api_key
+def is_admin_key(settings: Settings, presented: str) -> bool:
+    key = settings.admin_api_key
     return key is not None and hmac.compare_digest(
         presented.encode(), key.get_secret_value().encode()
     )
@@ -52,16 +51,18 @@ class CallReader:
     admin: bool
 
 
-def require_admin(request: Request, runtime: RuntimeDep) -> Admin:
+def require_admin(request: Request, settings: SettingsDep) -> Admin:
     presented = bearer(request)
     if presented is None:
         raise AuthError("authorization: send the admin API key as `Authorization: Bearer <key>`")
-    if not is_admin_key(runtime, presented):
+    if not is_admin_key(settings, presented):
         raise AuthError("authorization: not the admin API key")
     return Admin()
 
 
-def call_reader(call_id: str, request: Request, runtime: RuntimeDep) -> CallReader:
+def call_reader(
+    call_id: str, request: Request, settings: SettingsDep, landing: LandingDep
+) -> CallReader:
     """Checked before the call is looked up: a token of another call gets 403
     whether or not ``call_id`` exists."""
     presented = bearer(request)
@@ -70,9 +71,9 @@ def call_reader(call_id: str, request: Request, runtime: RuntimeDep) -> CallRead
             "authorization: send the call's read_token (from POST /api/calls) or the admin "
             "API key as `Authorization: Bearer <token>`"
         )
-    if is_admin_key(runtime, presented):
+    if is_admin_key(settings, presented):
         return CallReader(call_id, admin=True)
-    runtime.read_tokens.verify(presented, call_id, time.time())
+    landing.read_tokens.verify(presented, call_id, time.time())
     return CallReader(call_id, admin=False)
 
 

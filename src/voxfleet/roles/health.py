@@ -5,22 +5,16 @@ and Prometheus ``/metrics``."""
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from voxfleet.dispatch.scaling import scaling_signal
 from voxfleet.errors import VoxfleetError
-from voxfleet.roles.runtime import Role, Runtime
+from voxfleet.roles.deps import RuntimeDep
+from voxfleet.roles.runtime import Role
 
-
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 router = APIRouter(include_in_schema=False)
 
 
@@ -40,6 +34,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(runtime: RuntimeDep) -> Response:
     if Role.MONITOR in runtime.roles:
-        with contextlib.suppress(VoxfleetError):
-            await runtime.scaling_signal()  # fresh gauges for every scrape
+        b = runtime.backends
+        with contextlib.suppress(VoxfleetError):  # fresh gauges for every scrape
+            await scaling_signal(b.registry, b.directory, b.queue, runtime.settings)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

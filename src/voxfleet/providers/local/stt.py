@@ -20,6 +20,7 @@ from faster_whisper.transcribe import get_ctranslate2_storage
 
 from voxfleet.audio import INPUT_RATE, Float32Array
 from voxfleet.providers.base import STT
+from voxfleet.settings import Settings
 
 WINDOWS_S = (10, 20)
 FRAMES_PER_S = 100  # Whisper mel frames per second
@@ -28,6 +29,10 @@ TOKENS_PER_S = 8  # generous bound on speech rate, to cut off decoder loops
 
 class WhisperSTT(STT):
     name = "whisper-tiny.en"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WhisperSTT:
+        return cls(settings.stt_threads)
 
     def __init__(self, threads: int = 2) -> None:
         self._model = WhisperModel(

