@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from voxfleet.aio import TaskSet
+
 
 @dataclass
 class CallClient:
@@ -45,7 +47,7 @@ class CallClient:
 
     async def connect(self, media_url: str, wait_ready: bool = True) -> None:
         self.ws = await connect(media_url, max_size=1 << 20)
-        self._reader = asyncio.create_task(self._read(), name=f"client:{self.call_id}")
+        self._reader = TaskSet("client").spawn(self._read(), self.call_id)
         if wait_ready:
             self.ready = await self.wait_for(lambda m: m["type"] == "ready")
 

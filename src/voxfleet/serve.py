@@ -22,6 +22,7 @@ from typing import Literal
 import uvicorn
 from fastapi import FastAPI
 
+from voxfleet.aio import TaskSet
 from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import get_logger
 from voxfleet.roles.app import create_app
@@ -56,6 +57,7 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._runtime = runtime
         self._companions = companions
+        self._tasks = TaskSet("serve")
         self._companion_tasks: list[asyncio.Task[None]] = []
         self._drain_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,7 +69,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)  # the runtime is up once this returns
         for companion in self._companions:
-            task = asyncio.create_task(companion.serve(companion.sockets), name="uvicorn-admin")
+            task = self._tasks.spawn(companion.serve(companion.sockets), "uvicorn-admin")
             self._companion_tasks.append(task)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -85,7 +87,7 @@ class DrainingServer(uvicorn.Server):
         self._loop.call_soon_threadsafe(self._begin_drain)
 
     def _begin_drain(self) -> None:
-        self._drain_task = asyncio.create_task(self._drain_then_exit(), name="drain")
+        self._drain_task = self._tasks.spawn(self._drain_then_exit(), "drain")
 
     async def _drain_then_exit(self) -> None:
         try:
@@ -150,7 +152,8 @@ def run_roles(
     server = DrainingServer(_config(public_app, settings, "on"), runtime, companions)
 
     async def main() -> None:
-        task = asyncio.create_task(server.serve([public_socket]), name="uvicorn")
+        tasks = TaskSet("main")
+        task = tasks.spawn(server.serve([public_socket]), "uvicorn")
         while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes a flag
             await asyncio.sleep(0.05)
         if server.started:

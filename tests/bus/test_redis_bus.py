@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from tests.support.redis_server import RedisServer
 from voxfleet.bus.base import Subscription
 from voxfleet.bus.memory import QUEUE_LIMIT
-from voxfleet.bus.redis import PREFIX, BusUnavailable, RedisBus
-from voxfleet.errors import ConfigError, VoxfleetError
+from voxfleet.bus.redis import PREFIX, RedisBus
+from voxfleet.errors import BusUnavailable, ConfigError, VoxfleetError
 
 pytestmark = pytest.mark.integration
 

@@ -1,82 +1,41 @@
 """Bus on Redis pub/sub, for roles in separate processes: room audio, control and events
 between the landing edge, agents and monitors. One connection per bus carries every local
 subscription and re-subscribes when Redis returns. Messages published while Redis is
-unreachable are lost (subscribers see a gap); callers that need replay (the edge) buffer."""
+unreachable are lost (subscribers see a gap): room traffic that must not be lost goes
+as numbered streams that replay what a receiver missed (transport/stream.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import ssl
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
-from voxfleet.aio import cancel_and_wait
+from voxfleet.aio import Backoff, TaskSet
 from voxfleet.bus.base import Bus, QueuedSubscription, Subscription
 from voxfleet.bus.memory import QUEUE_LIMIT
-from voxfleet.errors import BusUnavailable, ConfigError, VoxfleetError
+from voxfleet.bus.redis_publisher import (
+    PUBLISH_TIMEOUT_S,
+    REDIS_ERRORS,
+    BatchPublisher,
+    describe,
+    failure,
+    without_password,
+)
+from voxfleet.errors import ConfigError, VoxfleetError
 from voxfleet.observability.logging import get_logger
 
 log = get_logger(__name__)
 
 PREFIX = "vf:bus:"
-BACKOFF_MIN_S = 0.05
-BACKOFF_MAX_S = 2.0
 CONNECT_TIMEOUT_S = 1.0
-PUBLISH_TIMEOUT_S = 2.0  # also how long subscribe() waits for Redis to confirm
+# PUBLISH_TIMEOUT_S is also how long subscribe() waits for Redis to confirm.
 HEALTH_INTERVAL_S = 5.0  # an idle reader PINGs; no answer in another interval: reconnect
-
-_AUTH_ERRORS = (AuthenticationError, NoPermissionError)
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-# Refused, reset or closed without a reply: Redis did not process the command.
-_REFUSED = (redis_errors.ConnectionError, ConnectionError)
-
-
-def _backoff(failures: int) -> float:
-    """0.05 s doubling to 2 s, with jitter so processes do not reconnect in lockstep."""
-    delay = min(BACKOFF_MIN_S * 2.0 ** max(failures - 1, 0), BACKOFF_MAX_S)
-    return delay * random.uniform(0.5, 1.0)
-
-
-def _without_password(url: str) -> str:
-    """The URL minus its password, so a password given separately wins (redis-py
-    lets URL options override keyword arguments)."""
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    username = userinfo.partition(":")[0]
-    netloc = f"{username}@{hostport}" if at and username else hostport
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _misconfigured(error: BaseException | None) -> bool:
-    """Wrong password or an untrusted TLS certificate: waiting will not help."""
-    while error is not None:
-        if isinstance(error, (*_AUTH_ERRORS, ssl.SSLCertVerificationError)):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-def _failure(action: str, error: BaseException | None) -> VoxfleetError:
-    if _misconfigured(error):
-        return ConfigError(
-            f"redis refused the bus: {_describe(error)}; check the credentials and certificate"
-        )
-    return BusUnavailable(f"redis is unreachable, could not {action}: {_describe(error)}")
-
-
-def _describe(error: BaseException | None) -> str:
-    return "no answer" if error is None else f"{type(error).__name__}: {error}"
 
 
 class _RedisSubscription(QueuedSubscription):
@@ -127,7 +86,7 @@ class RedisBus(Bus):
             "decode_responses": False,
         }
         if password is not None:
-            url = _without_password(url)
+            url = without_password(url)
             options["password"] = password
         if url.startswith("rediss://"):
             options["ssl_cert_reqs"] = "required"
@@ -138,10 +97,9 @@ class RedisBus(Bus):
         self._pending: defaultdict[bytes, deque[_Topic | None]] = defaultdict(deque)
         self._conn: AbstractConnection | None = None  # the pub/sub connection, when up
         self._send_lock = asyncio.Lock()
+        self._tasks = TaskSet(f"bus:{name}")
         self._reader: asyncio.Task[None] | None = None
-        self._batch: list[tuple[bytes, bytes, asyncio.Future[None]]] = []
-        self._batch_ready = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._publisher = BatchPublisher(self._redis, name)
         self._last_error: BaseException | None = None
         self._closed = False
 
@@ -158,68 +116,14 @@ class RedisBus(Bus):
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 return bool(await self._redis.ping())
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             return False
 
     async def publish(self, topic: str, message: bytes) -> None:
-        """Publishes of one event-loop tick leave together in one pipeline (a
-        media edge publishes thousands of frames a second; one round trip each
-        was its main cost). Order is kept: batches go out one after another."""
+        """Batched with the other publishes of this event-loop tick
+        (bus/redis_publisher.py); raises BusUnavailable after 2 s of trying."""
         self._start()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.append((_channel(topic), message, done))
-        self._batch_ready.set()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_batches(), name=f"bus:{self._name}:publisher"
-            )
-        await done
-
-    async def _flush_batches(self) -> None:
-        while True:
-            await self._batch_ready.wait()
-            self._batch_ready.clear()
-            batch, self._batch = self._batch, []
-            if not batch:
-                continue
-            try:
-                await self._send_batch(batch)
-            except Exception as e:  # never leave a publisher waiting forever
-                log.exception("publish batch failed", bus=self._name)
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(_failure("publish", e))
-
-    async def _send_batch(self, batch: list[tuple[bytes, bytes, asyncio.Future[None]]]) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PUBLISH_TIMEOUT_S
-        failures = 0
-        error: VoxfleetError | None = None
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for channel, message, _ in batch:
-                            pipe.publish(channel, message)
-                        await pipe.execute()
-                break
-            except _REFUSED as e:  # Redis did not take the batch: safe to send again
-                failures += 1
-                pause = _backoff(failures)
-                if _misconfigured(e) or loop.time() + pause >= deadline:
-                    error = _failure("publish", e)
-                    break
-                await asyncio.sleep(pause)
-            except _REDIS_ERRORS as e:  # no reply in time: it may have been delivered
-                error = _failure("publish", e)
-                break
-        for *_, done in batch:
-            if done.done():
-                continue
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
+        await self._publisher.publish(_channel(topic), message)
 
     async def subscribe(self, topic: str) -> Subscription:
         self._start()
@@ -237,7 +141,7 @@ class RedisBus(Bus):
         except BaseException as e:
             await sub.close()
             if isinstance(e, TimeoutError):
-                raise _failure("subscribe", self._last_error) from e
+                raise failure("subscribe", self._last_error) from e
             raise
         return sub
 
@@ -268,21 +172,20 @@ class RedisBus(Bus):
             try:
                 async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                     await conn.send_command(*args, check_health=False)
-            except _REDIS_ERRORS as e:
+            except REDIS_ERRORS as e:
                 log.debug(
-                    "bus command not sent", bus=self._name, command=command, error=_describe(e)
+                    "bus command not sent", bus=self._name, command=command, error=describe(e)
                 )
 
     def _start(self) -> None:
         if self._closed:
             raise VoxfleetError("the bus is closed")
         if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(
-                self._run(), name=f"bus:{self._name}:reader"
-            )
+            self._reader = self._tasks.spawn(self._run(), "reader")
 
     async def _run(self) -> None:
         failures = 0
+        backoff = Backoff(0.05, 2.0)
         down_since = 0.0
         loop = asyncio.get_running_loop()
         while not self._closed:  # cancellation ends this; the flag is a backstop
@@ -298,20 +201,21 @@ class RedisBus(Bus):
                         topics=len(self._topics),
                     )
                 failures = 0
+                backoff.reset()
                 await self._read(conn)
             except Exception as e:  # anything from the socket; the reader must live on
                 self._last_error = e
                 if failures == 0:
                     down_since = loop.time()
-                    log.warning("bus unavailable", bus=self._name, error=_describe(e))
+                    log.warning("bus unavailable", bus=self._name, error=describe(e))
                 failures += 1
                 log.debug(
-                    "bus reconnect failed", bus=self._name, attempt=failures, error=_describe(e)
+                    "bus reconnect failed", bus=self._name, attempt=failures, error=describe(e)
                 )
             finally:
                 self._detach(conn)
                 await conn.disconnect(nowait=True)
-            await asyncio.sleep(_backoff(failures))
+            await backoff.sleep()
 
     async def _attach(self, conn: AbstractConnection) -> None:
         async with asyncio.timeout(CONNECT_TIMEOUT_S + PUBLISH_TIMEOUT_S):
@@ -373,13 +277,8 @@ class RedisBus(Bus):
             for sub in state.subs:
                 sub._end()
         self._topics.clear()
-        await cancel_and_wait(self._flusher)
-        self._flusher = None
-        for *_, done in self._batch:
-            if not done.done():
-                done.set_exception(VoxfleetError("the bus is closed"))
-        self._batch = []
-        await cancel_and_wait(self._reader)
+        await self._publisher.close()
+        await self._tasks.cancel_all()
         self._reader = None
         await self._redis.aclose()
 

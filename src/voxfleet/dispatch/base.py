@@ -5,7 +5,10 @@ implementations serve ``voxfleet up``; Redis ones serve the distributed roles.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
@@ -179,3 +182,12 @@ class FencedStateStore(RoomStateStore):
                 if backoff.failures == 0:
                     log.warning("state not saved, retrying", room=state.room_id, error=e.code)
                 await backoff.sleep()
+
+
+async def keep_beating(registry: AgentRegistry, info: Callable[[], AgentInfo]) -> None:
+    """Tell the registry, every heartbeat interval, that the agent lives and
+    how it is (``info()``), until cancelled; a beat Redis misses is skipped."""
+    while True:
+        with contextlib.suppress(VoxfleetError):
+            await registry.heartbeat(info())
+        await asyncio.sleep(registry.heartbeat_interval)

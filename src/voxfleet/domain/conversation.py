@@ -4,9 +4,12 @@ it), is saved at every change and serialises to JSON for Redis."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from voxfleet.domain.calls import Speaker, Turn
 
 
 class HistoryItem(BaseModel):
@@ -29,6 +32,23 @@ class ConversationState(BaseModel):
     audio_epoch: int = 0
     audio_seq: int = 0
     version: int = 0
+
+    @classmethod
+    def from_turns(cls, room_id: str, profile: str, turns: Sequence[Turn]) -> ConversationState:
+        """A live room's state rebuilt from its stored turns (when Redis lost it
+        with the agent that held it): greeted, the history and the next turn
+        number, but no position in the caller's audio."""
+        return cls(
+            room_id=room_id,
+            profile=profile,
+            greeted=True,
+            history=[
+                HistoryItem(role="user" if t.speaker is Speaker.USER else "agent", text=t.text)
+                for t in turns
+                if t.text
+            ],
+            next_seq=max((t.seq for t in turns), default=-1) + 1,
+        )
 
     def take_seq(self) -> int:
         seq = self.next_seq

@@ -67,7 +67,3 @@ class Endpointer:
             self._paused = True
             return TurnEvent.PAUSE
         return event
-
-    @property
-    def silence_ms(self) -> float:
-        return self._silence_run if self.in_speech else 0.0

@@ -37,10 +37,6 @@ class Playout:
         self._sent_s = 0.0
         self._segments: list[_Segment] = []
 
-    @property
-    def sent_seconds(self) -> float:
-        return self._sent_s
-
     def played_seconds(self) -> float:
         """Agent audio the caller has heard by now (an estimate: the caller plays
         what it receives at once, at real time)."""

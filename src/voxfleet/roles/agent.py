@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from voxfleet.aio import TaskSet, cancel_and_wait
 from voxfleet.bus.base import room_control
-from voxfleet.dispatch.base import AgentInfo, FencedStateStore, RoomJob
+from voxfleet.dispatch.base import AgentInfo, FencedStateStore, RoomJob, keep_beating
 from voxfleet.dispatch.failover import reap_orphans
 from voxfleet.dispatch.handover import hand_over
 from voxfleet.dispatch.lease import keep_lease
-from voxfleet.domain.calls import CallStatus, EndReason, Speaker
-from voxfleet.domain.conversation import ConversationState, HistoryItem
+from voxfleet.domain.calls import CallStatus, EndReason
+from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profiles
 from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
 from voxfleet.messages.room import AgentFailed, Attached, encode
@@ -87,7 +87,7 @@ class AgentWorker:
         b = self._b
         loops = [
             self._tasks.spawn(self._claim_loop(), "claim"),
-            self._tasks.spawn(self._heartbeat_loop(), "heartbeat"),
+            self._tasks.spawn(keep_beating(b.registry, self.info), "heartbeat"),
             self._tasks.spawn(
                 reap_orphans(b.directory, b.queue, self.rooms, self.agent_id), "reap"
             ),
@@ -123,20 +123,15 @@ class AgentWorker:
                 continue
             self._tasks.spawn(self._serve(job), job.room_id)
 
-    async def _heartbeat_loop(self) -> None:
-        registry = self._b.registry
-        while True:
-            info = AgentInfo(
-                agent_id=self.agent_id,
-                capacity=self.capacity,
-                active=len(self.rooms),
-                ready=self.ready and not self.draining,
-                draining=self.draining,
-                seen=time.time(),
-            )
-            with contextlib.suppress(VoxfleetError):
-                await registry.heartbeat(info)
-            await asyncio.sleep(registry.heartbeat_interval)
+    def info(self) -> AgentInfo:
+        return AgentInfo(
+            agent_id=self.agent_id,
+            capacity=self.capacity,
+            active=len(self.rooms),
+            ready=self.ready and not self.draining,
+            draining=self.draining,
+            seen=time.time(),
+        )
 
     # -- one room ----------------------------------------------------------------
 
@@ -189,8 +184,8 @@ class AgentWorker:
 
     async def _call_is_live(self, call_id: str) -> bool:
         """The call may have ended while its job waited: then nobody serves it.
-        The database is the record; if it cannot answer, the call is presumed
-        live (the room ends itself anyway when its edge is silent)."""
+        The store is the record; if it cannot answer, the call is presumed live
+        (the room ends itself anyway when its edge is silent)."""
         try:
             call = await self._calls.get_call(call_id)
         except VoxfleetError as e:
@@ -200,25 +195,14 @@ class AgentWorker:
         return call is not None and call.status is not CallStatus.ENDED
 
     async def _state_from_store(self, job: RoomJob) -> ConversationState | None:
-        """The state of a live room that Redis lost (it restarted empty, and the
-        agent serving the room died before saving again): rebuilt from the
-        stored turns, without a second greeting. What the caller said since the
-        last stored turn is lost; the room listens from now on."""
+        """Redis lost a live room's state with the agent that held it: rebuilt
+        from the stored turns. What the caller said since the last stored turn
+        is lost; the room listens from now on."""
         call = await self._calls.get_call(job.room_id)
         if call is None:
             return None
         log.warning("room state lost, rebuilt from the store", room=job.room_id)
-        return ConversationState(
-            room_id=job.room_id,
-            profile=job.profile,
-            greeted=True,
-            history=[
-                HistoryItem(role="user" if t.speaker is Speaker.USER else "agent", text=t.text)
-                for t in call.turns
-                if t.text
-            ],
-            next_seq=max((t.seq for t in call.turns), default=-1) + 1,
-        )
+        return ConversationState.from_turns(job.room_id, job.profile, call.turns)
 
     async def _run_room(
         self, job: RoomJob, store: FencedStateStore, state: ConversationState, rebuilt: bool

@@ -31,6 +31,7 @@ from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
+from voxfleet.transport.edge_link import Dispatch
 from voxfleet.transport.tokens import MediaTokens, ReadTokens
 
 log = get_logger(__name__)
@@ -98,7 +99,7 @@ class Runtime:
             attach_timeout=s.queue_timeout_seconds, max_call_seconds=s.max_call_seconds
         )
         return LandingParts(
-            edge=MediaEdge(b.bus, b.queue, b.directory, self.store, tokens, limits),
+            edge=MediaEdge(Dispatch(b.bus, b.queue, b.directory), self.store, tokens, limits),
             tokens=tokens,
             read_tokens=ReadTokens(secret, s.read_token_ttl_seconds),
             admission=CallAdmission(s, b.queue),

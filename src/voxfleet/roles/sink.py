@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from voxfleet.aio import cancel_and_wait
+from voxfleet.aio import Backoff, TaskSet
 from voxfleet.domain.calls import Turn
 from voxfleet.errors import VoxfleetError
 from voxfleet.observability.logging import get_logger
@@ -23,7 +23,7 @@ class StoreTurnSink(TurnSink):
         self._store = store
         self._queue: asyncio.Queue[Turn] = asyncio.Queue()
         self._max_backoff = max_backoff
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet("turn-sink")
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -36,12 +36,12 @@ class StoreTurnSink(TurnSink):
         return self._queue.qsize()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="turn-sink")
+        self._tasks.spawn(self._run(), "writer")
 
     async def _run(self) -> None:
         while True:
             turn = await self._queue.get()
-            backoff = 0.1
+            backoff = Backoff(0.1, self._max_backoff)
             while True:
                 try:
                     await self._store.add_turn(turn)
@@ -53,8 +53,7 @@ class StoreTurnSink(TurnSink):
                         )
                         break
                     log.warning("store unavailable, turn kept for retry", call_id=turn.call_id)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self._max_backoff)
+                    await backoff.sleep()
                 except Exception:
                     log.exception("turn could not be written", call_id=turn.call_id, seq=turn.seq)
                     break
@@ -74,4 +73,4 @@ class StoreTurnSink(TurnSink):
         await self.flush(timeout)
         if not self._queue.empty():
             log.error("turns not written at shutdown", count=self._queue.qsize())
-        await cancel_and_wait(self._task)
+        await self._tasks.cancel_all()

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from starlette.websockets import WebSocket
 
 from voxfleet.aio import Backoff
-from voxfleet.bus.base import Bus
-from voxfleet.dispatch.base import RoomDirectory, RoomQueue
 from voxfleet.domain.calls import CallStatus, EndReason, is_call_id
 from voxfleet.errors import AuthError, VoxfleetError
 from voxfleet.messages.client import Ended, Error, Ready, State
@@ -25,7 +23,13 @@ from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_ENDED, EDGE_FRAMES, EDGE_SOCKETS
 from voxfleet.store.repository import CallStore
 from voxfleet.transport.caller import INPUT_RATE, MAX_FRAME_MS, CallerReader, CallSocket
-from voxfleet.transport.edge_link import AgentGaveUp, AgentWaiting, EdgeRoomLink, NoAgentInTime
+from voxfleet.transport.edge_link import (
+    AgentGaveUp,
+    AgentWaiting,
+    Dispatch,
+    EdgeRoomLink,
+    NoAgentInTime,
+)
 from voxfleet.transport.tokens import MediaTokens
 
 log = get_logger(__name__)
@@ -60,17 +64,9 @@ class EdgeLimits:
 
 class MediaEdge:
     def __init__(
-        self,
-        bus: Bus,
-        queue: RoomQueue,
-        directory: RoomDirectory,
-        store: CallStore,
-        tokens: MediaTokens,
-        limits: EdgeLimits,
+        self, dispatch: Dispatch, store: CallStore, tokens: MediaTokens, limits: EdgeLimits
     ) -> None:
-        self._bus = bus
-        self._queue = queue
-        self._directory = directory
+        self._dispatch = dispatch
         self._store = store
         self._tokens = tokens
         self._limits = limits
@@ -106,9 +102,7 @@ class MediaEdge:
     async def _relay(self, sock: CallSocket, profile: str) -> None:
         call_id = sock.call_id
         log.info("caller connected", call_id=call_id)
-        link = EdgeRoomLink(
-            self._bus, self._queue, self._directory, call_id, profile, self._limits.attach_timeout
-        )
+        link = EdgeRoomLink(self._dispatch, call_id, profile, self._limits.attach_timeout)
         try:
             async with link, asyncio.TaskGroup() as tg:
                 tasks = [

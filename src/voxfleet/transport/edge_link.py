@@ -63,22 +63,25 @@ class NoAgentInTime:
 EdgeEvent = Attached | AudioFrame | AgentMessage | AgentWaiting | AgentGaveUp | NoAgentInTime
 
 
+@dataclass(slots=True, frozen=True)
+class Dispatch:
+    """What the edge needs to reach agents: the bus, the queue, the directory."""
+
+    bus: Bus
+    queue: RoomQueue
+    directory: RoomDirectory
+
+
 class EdgeRoomLink:
     """Use as ``async with``; ``events()`` yields what the caller must learn."""
 
     def __init__(
-        self,
-        bus: Bus,
-        queue: RoomQueue,
-        directory: RoomDirectory,
-        call_id: str,
-        profile: str,
-        attach_timeout: float,
+        self, dispatch: Dispatch, call_id: str, profile: str, attach_timeout: float
     ) -> None:
         self.call_id = call_id
-        self._bus = bus
-        self._queue = queue
-        self._directory = directory
+        bus = self._bus = dispatch.bus
+        self._queue = dispatch.queue
+        self._directory = dispatch.directory
         self._profile = profile
         self._attach_timeout = attach_timeout
         self._control_topic = room_control(call_id)
