@@ -80,9 +80,7 @@ async def close(sink: StoreTurnSink, timeout: float) -> None:
 
 
 def sink_tasks() -> list[asyncio.Task[object]]:
-    return [
-        t for t in asyncio.all_tasks() if t.get_name().startswith("turn-sink") and not t.done()
-    ]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("turn-sink") and not t.done()]
 
 
 async def test_turns_are_written_in_order(sink: StoreTurnSink, store: ScriptedStore) -> None:
