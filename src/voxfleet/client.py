@@ -5,6 +5,7 @@ can a load generator or a telephony bridge."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -12,8 +13,12 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from voxfleet.aio import TaskSet
+from voxfleet.aio import Backoff, TaskSet
+
+# Close codes after which a call is over for this client: no resume.
+FINAL_CLOSES = {1008, 4400, 4401, 4403, 4404, 4409, 4410, 4429, 4503}
 
 
 @dataclass
@@ -21,13 +26,23 @@ class CallClient:
     """One call: creates it, opens the media socket, collects what comes back.
 
     ``create()`` keeps the call's read token, which ``get_call()`` presents;
-    ``admin_key`` (the admin API key) reads a call this client did not create."""
+    ``admin_key`` (the admin API key) reads a call this client did not create.
+    With ``reconnect`` (the default) the client follows the server's
+    ``reconnect`` message (opening the new socket before closing the old one)
+    and re-opens the call's ``resume_url`` after an unexpected drop, with
+    jittered backoff, for up to ``resume_window`` seconds; audio sent while no
+    socket is open is dropped, as a microphone's would be."""
 
     base: str
     call_id: str = ""
     admin_key: str | None = None
     read_token: str | None = None
+    reconnect: bool = True
+    resume_window: float = 30.0
     ws: ClientConnection | None = None
+    resume_url: str | None = None
+    reconnects: int = 0
+    gaps: list[float] = field(default_factory=list)  # seconds without a socket, per drop
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival time, frame)
     # Everything received, in order: a message, or the byte count of an audio frame.
@@ -35,6 +50,9 @@ class CallClient:
     ready: dict[str, Any] | None = None
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: TaskSet = field(default_factory=lambda: TaskSet("client"))
+    _ended: bool = False
+    _closing: bool = False
 
     async def create(self, **body: Any) -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
@@ -46,8 +64,8 @@ class CallClient:
         return data
 
     async def connect(self, media_url: str, wait_ready: bool = True) -> None:
-        self.ws = await connect(media_url, max_size=1 << 20)
-        self._reader = TaskSet("client").spawn(self._read(), self.call_id)
+        self.ws = await _open(media_url)
+        self._reader = self._tasks.spawn(self._run(), self.call_id)
         if wait_ready:
             self.ready = await self.wait_for(lambda m: m["type"] == "ready")
 
@@ -67,21 +85,76 @@ class CallClient:
         """Hang up the way the protocol says: {"type": "end"}."""
         await self.send_json({"type": "end"})
 
-    async def _read(self) -> None:
-        ws = self._socket()
+    # -- reading, and moving to a new socket -----------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            switch_to = await self._read(self._socket())
+            if self._closing:
+                return
+            if switch_to is not None:  # the server is going away: make before break
+                old, new = self._socket(), await _try_open(switch_to)
+                if new is not None:
+                    self.ws = new
+                    self.reconnects += 1
+                    await old.close()
+                    continue
+            if not self._may_resume():
+                return
+            dropped_at = time.monotonic()
+            new = await self._reopen()
+            if new is None:
+                return
+            self.gaps.append(time.monotonic() - dropped_at)
+            self.ws = new
+            self.reconnects += 1
+
+    async def _read(self, ws: ClientConnection) -> str | None:
+        """Until ``ws`` closes (None) or the server says to reconnect (the URL)."""
         try:
             async for message in ws:
                 if isinstance(message, bytes):
                     self.audio.append((time.monotonic(), message))
                     self.received.append(len(message))
-                else:
-                    self.messages.append(json.loads(message))
-                    self.received.append(self.messages[-1])
+                    self._changed.set()
+                    continue
+                body: dict[str, Any] = json.loads(message)
+                self.messages.append(body)
+                self.received.append(body)
                 self._changed.set()
-        except Exception:  # noqa: S110 - the close is observed through ws.close_code
+                kind = body.get("type")
+                if kind in ("ready", "reconnect") and isinstance(body.get("resume_url"), str):
+                    self.resume_url = body["resume_url"]
+                if kind == "ended":
+                    self._ended = True
+                elif kind == "reconnect" and self.reconnect and self.resume_url:
+                    return self.resume_url
+        except ConnectionClosed:
             pass
         finally:
             self._changed.set()
+        return None
+
+    def _may_resume(self) -> bool:
+        code = self._socket().close_code
+        return (
+            self.reconnect
+            and not self._ended
+            and self.resume_url is not None
+            and code not in FINAL_CLOSES
+        )
+
+    async def _reopen(self) -> ClientConnection | None:
+        backoff = Backoff(0.1, 2.0)
+        deadline = time.monotonic() + self.resume_window
+        while time.monotonic() < deadline and self.resume_url is not None:
+            ws = await _try_open(self.resume_url)
+            if ws is not None:
+                return ws
+            await backoff.sleep()
+        return None
+
+    # -- waiting and sending -----------------------------------------------------------
 
     async def wait_for(
         self, predicate: Any, timeout: float = 20.0, start: int = 0
@@ -97,23 +170,27 @@ class CallClient:
                 await self._changed.wait()
 
     async def send_audio(self, pcm: bytes, frame_ms: int = 20, realtime: bool = True) -> None:
-        ws = self._socket()
+        """Stream ``pcm`` in frames of ``frame_ms``, at real time by default. A
+        frame that finds no open socket is dropped, and streaming goes on."""
         size = 16000 * frame_ms // 1000 * 2
         start = time.monotonic()
         for i, offset in enumerate(range(0, len(pcm), size)):
-            await ws.send(pcm[offset : offset + size])
+            with contextlib.suppress(ConnectionClosed):
+                await self._socket().send(pcm[offset : offset + size])
             if realtime:
                 delay = start + (i + 1) * frame_ms / 1000 - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
 
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
-        ws = self._socket()
+        """Wait until the call's last socket closed for good; its close code and reason."""
         if self._reader is not None:
             await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        ws = self._socket()
         return ws.close_code, ws.close_reason
 
     async def close(self) -> None:
+        self._closing = True
         if self.ws is not None:
             await self.ws.close()
         if self._reader is not None:
@@ -152,3 +229,15 @@ class CallClient:
             r.raise_for_status()
             data: dict[str, Any] = r.json()
             return data
+
+
+async def _open(url: str) -> ClientConnection:
+    return await connect(url, max_size=1 << 20, open_timeout=5)
+
+
+async def _try_open(url: str) -> ClientConnection | None:
+    """A socket to ``url``, or None when it refuses or cannot be reached."""
+    try:
+        return await _open(url)
+    except (OSError, InvalidHandshake, InvalidStatus, TimeoutError, ConnectionClosed):
+        return None

@@ -126,10 +126,16 @@ class Settings(BaseSettings):
     )
     lease_ttl_seconds: float = Field(1.0, ge=0.3, le=30.0)
     queue_timeout_seconds: float = Field(120.0, gt=0)
+    resume_window_seconds: float = Field(
+        15.0,
+        ge=1.0,
+        description="A caller whose socket dropped may re-open it (resume_url) this long.",
+    )
     caller_gone_seconds: float = Field(
-        30.0,
+        20.0,
         ge=3.0,
-        description="A room that hears nothing from its caller's edge ends after this.",
+        description="A room that hears nothing from any edge ends after this; keep it above "
+        "the resume window.",
     )
     scaling_warm_buffer: int = Field(2, ge=0)
     scaling_min_agents: int = Field(2, ge=0)
@@ -214,6 +220,11 @@ class Settings(BaseSettings):
             raise ValueError("secret_key: must be at least 16 characters")
         if self.admin_api_key is not None:
             self._check_admin_key(self.admin_api_key.get_secret_value(), secret)
+        if self.caller_gone_seconds <= self.resume_window_seconds:
+            raise ValueError(
+                "caller_gone_seconds: must be longer than resume_window_seconds "
+                f"({self.resume_window_seconds}), or rooms end while their caller may resume"
+            )
         for kind in KINDS:
             name = self.provider_for(kind)
             if name not in REGISTRY[kind]:

@@ -252,3 +252,18 @@ async def test_a_failover_that_lost_our_newest_fence_gives_the_room_back(
     # ... but never a lease that names another agent.
     await parts.redis.set("vf:room:r:lease", "agent-2|1", px=1000)
     assert not await d.renew(newer)
+
+
+async def test_one_caller_socket_per_room_and_only_its_resume_takes_over(parts: Parts) -> None:
+    d = parts.directory
+    assert await d.claim_socket("r", 100, None)
+    assert await d.socket_of("r") == 100
+    assert not await d.claim_socket("r", 101, None)  # a second socket
+    assert not await d.claim_socket("r", 102, 99)  # a resume of a socket long replaced
+    assert await d.claim_socket("r", 103, 100)  # the caller of socket 100 resumes
+    assert await d.socket_of("r") == 103
+    assert not await d.claim_socket("r", 104, 100)  # that resume URL is spent
+    await d.end_room("r")
+    assert await d.socket_of("r") is None
+    with pytest.raises(RoomEnded):
+        await d.claim_socket("r", 105, 103)

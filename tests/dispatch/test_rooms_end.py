@@ -81,6 +81,7 @@ async def test_calls_that_end_while_queued_leave_no_room_behind(one_slot: Cluste
 async def test_a_room_whose_landing_died_ends_itself(one_slot: Cluster) -> None:
     c = one_slot
     call = await greeted_call(c.base)
+    call.reconnect = False  # the caller does not come back: the room must end
     await turn(call, 0.6, seq=1)
     assert c.landing is not None
     c.landing.popen.send_signal(signal.SIGKILL)

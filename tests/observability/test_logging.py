@@ -35,6 +35,12 @@ async def exercise(base: str, admin: str) -> list[str]:
         media_token = created["media_url"].split("token=")[1]
         secrets += [media_token, created["read_token"]]
         await call.connect(created["media_url"])
+        assert call.ws is not None and call.resume_url is not None
+        secrets.append(call.resume_url.split("resume=")[1])
+        call.ws.transport.abort()  # a drop: the client resumes with its resume URL
+        await call.wait_for(lambda m: m["type"] == "ready", start=1)
+        assert call.resume_url is not None
+        secrets.append(call.resume_url.split("resume=")[1])
         await call.get_call()
         await call.end()
         await call.closed()
@@ -73,7 +79,10 @@ def test_no_log_line_of_a_running_server_holds_a_secret(tmp_path: Path) -> None:
     log = (tmp_path / "voxfleet-up.log").read_text()
     accepted = [line for line in log.splitlines() if '"WebSocket /ws/calls/' in line]
     assert len(accepted) >= 3, "the server logged no socket handshake: nothing was checked"
-    assert all(f"token={REDACTED}" in line for line in accepted), accepted
+    assert all(
+        f"token={REDACTED}" in line or f"resume={REDACTED}" in line for line in accepted
+    ), accepted
+    assert any(f"resume={REDACTED}" in line for line in accepted), "no resume was checked"
     for secret in secrets:
         assert secret not in log
 

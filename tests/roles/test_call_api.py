@@ -168,7 +168,7 @@ async def test_flood_ends_the_call_with_4429_and_spares_other_calls(tmp_path: Pa
 
 async def test_abrupt_disconnect_ends_the_call_and_keeps_its_turns(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, runtime):
-        call = CallClient(base)
+        call = CallClient(base, reconnect=False)  # a client that does not come back
         await call.start()
         await call.send_audio(tone(0.6) + silence(0.6))
         await call.wait_for(

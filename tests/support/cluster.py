@@ -194,6 +194,7 @@ def cluster(
         "VOXFLEET_MAX_QUEUED_ROOMS": "1000",
         "VOXFLEET_LEASE_TTL_SECONDS": "1.0",
         "VOXFLEET_DRAIN_TIMEOUT_SECONDS": "10",
+        "VOXFLEET_RESUME_WINDOW_SECONDS": "2",
         "VOXFLEET_LOG_LEVEL": "INFO",
         **env,
     }

@@ -45,7 +45,8 @@ async def app_server(
         data_dir=tmp_path,
         providers="scripted",
         _env_file=None,  # type: ignore[call-arg]
-        **{"admin_api_key": ADMIN_KEY, **overrides},
+        # A dropped caller may resume for a second: tests that drop one wait less.
+        **{"admin_api_key": ADMIN_KEY, "resume_window_seconds": 1.0, **overrides},
     )
     runtime = Runtime(settings, roles, endpointing=EndpointConfig(end_ms=320))
     config = uvicorn.Config(

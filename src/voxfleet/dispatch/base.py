@@ -122,6 +122,18 @@ class RoomDirectory(ABC):
         RoomEnded if the call is over."""
 
     @abstractmethod
+    async def claim_socket(self, room_id: str, epoch: int, replaces: int | None) -> bool:
+        """Make caller socket ``epoch`` the room's one socket: when the room has
+        none yet (``replaces`` None: the call's first socket), or when its
+        socket is ``replaces`` (the same caller resuming after a drop) or was
+        forgotten (Redis lost it). False for a second socket or a stale resume;
+        RoomEnded when the call is over."""
+
+    @abstractmethod
+    async def socket_of(self, room_id: str) -> int | None:
+        """The room's caller socket now (None: none claimed, or forgotten)."""
+
+    @abstractmethod
     async def end_room(self, room_id: str) -> None:
         """The call is over: forget the room, its state and its lease, and leave
         a tombstone so that no agent takes, keeps or saves the room again."""

@@ -70,6 +70,7 @@ class InProcessRoomDirectory(RoomDirectory):
         self._fences: dict[str, int] = {}
         self._requeued: dict[str, float] = {}
         self._ended: dict[str, float] = {}  # room -> when its tombstone goes
+        self._sockets: dict[str, int] = {}
 
     def _check_live(self, room_id: str) -> None:
         now = time.monotonic()
@@ -144,7 +145,19 @@ class InProcessRoomDirectory(RoomDirectory):
             raise LeaseLost(f"room {state.room_id}: lease fence {lease.fence} is stale")
         self._states[state.room_id] = state.model_dump_json()
 
+    async def claim_socket(self, room_id: str, epoch: int, replaces: int | None) -> bool:
+        self._check_live(room_id)
+        current = self._sockets.get(room_id)
+        if current is not None and current != replaces:
+            return False
+        self._sockets[room_id] = epoch
+        return True
+
+    async def socket_of(self, room_id: str) -> int | None:
+        return self._sockets.get(room_id)
+
     async def end_room(self, room_id: str) -> None:
+        self._sockets.pop(room_id, None)
         self._states.pop(room_id, None)
         self._rooms.pop(room_id, None)
         self._leases.pop(room_id, None)

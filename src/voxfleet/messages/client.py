@@ -32,6 +32,7 @@ class Ready(_Message):
     input_sample_rate: int  # caller audio the server takes
     max_frame_ms: int
     wait_ms: float  # queued to attached
+    resume_url: str | None = None  # re-open the call here after a drop
 
 
 class State(_Message):
@@ -62,6 +63,14 @@ class Error(_Message):
     message: str
 
 
+class Reconnect(_Message):
+    """This server is going away (a deploy): open ``resume_url`` now, through
+    the same public address; the call goes on there."""
+
+    type: Literal["reconnect"] = "reconnect"
+    resume_url: str
+
+
 class Ended(_Message):
     type: Literal["ended"] = "ended"
     reason: str
@@ -76,7 +85,8 @@ class End(_Message):
 
 AgentMessage = Annotated[State | Transcript | Interrupt | Error, Field(discriminator="type")]
 ServerMessage = Annotated[
-    Ready | State | Transcript | Interrupt | Error | Ended, Field(discriminator="type")
+    Ready | State | Transcript | Interrupt | Error | Reconnect | Ended,
+    Field(discriminator="type"),
 ]
 ClientMessage = End
 

@@ -2,7 +2,7 @@
 
 ``log.info("call created", call_id=..., profile=...)``. Transcripts and caller
 audio are personal data and never go into logs; neither do tokens and keys:
-the handler's RedactSecrets filter blanks ``token=`` query values and Bearer
+the handler's RedactSecrets filter blanks ``token=`` and ``resume=`` query values and Bearer
 credentials in every record (uvicorn's WebSocket accept line prints the full
 query string) and the values of fields named like secrets."""
 
@@ -18,7 +18,7 @@ from typing import Any
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 REDACTED = "[redacted]"
 _SECRET_TEXT = (
-    re.compile(r"(?i)([?&;]token=)[^&\s\"'#;]+"),
+    re.compile(r"(?i)([?&;](?:token|resume)=)[^&\s\"'#;]+"),
     re.compile(r"(?i)(\bbearer\s+)[^\s\"',;]+"),
 )
 _SECRET_FIELD = re.compile(r"(?i)token|secret|password|api_key|authorization")

@@ -232,13 +232,18 @@ async def create_call(
     )
 
 
-def media_url(base: str, call_id: str, token: str) -> str:
+def ws_base(base: str) -> str:
+    """The WebSocket address of ``base`` (a public or request URL)."""
     base = base.rstrip("/")
     if base.startswith("https://"):
-        base = "wss://" + base.removeprefix("https://")
-    elif base.startswith("http://"):
-        base = "ws://" + base.removeprefix("http://")
-    return f"{base}/ws/calls/{call_id}?token={token}"
+        return "wss://" + base.removeprefix("https://")
+    if base.startswith("http://"):
+        return "ws://" + base.removeprefix("http://")
+    return base
+
+
+def media_url(base: str, call_id: str, token: str) -> str:
+    return f"{ws_base(base)}/ws/calls/{call_id}?token={token}"
 
 
 @router.get("/api/calls/{call_id}", responses=_errors(401, 403, 404))
@@ -253,5 +258,8 @@ async def get_call(reader: CallReaderDep, store: StoreDep) -> CallOut:
 
 
 @router.websocket("/ws/calls/{call_id}")
-async def media_socket(websocket: WebSocket, call_id: str, landing: LandingDep) -> None:
-    await landing.edge.serve(websocket, call_id, websocket.query_params.get("token"))
+async def media_socket(
+    websocket: WebSocket, call_id: str, landing: LandingDep, settings: SettingsDep
+) -> None:
+    base = ws_base(settings.public_url or str(websocket.base_url))
+    await landing.edge.serve(websocket, call_id, base)

@@ -32,7 +32,8 @@ from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
 from voxfleet.transport.edge_link import Dispatch
-from voxfleet.transport.tokens import MediaTokens, ReadTokens
+from voxfleet.transport.entry import SocketEntry
+from voxfleet.transport.tokens import MediaTokens, ReadTokens, ResumeTokens
 
 log = get_logger(__name__)
 ProviderFactory = Callable[[Settings], Providers]
@@ -93,13 +94,19 @@ class Runtime:
         s, b = self.settings, self.backends
         secret = s.secret_key.get_secret_value()
         tokens = MediaTokens(secret, s.token_ttl_seconds)
+        # A resume token lasts as long as the call may, plus the window after a drop.
+        resume = ResumeTokens(secret, int(s.max_call_seconds + s.resume_window_seconds))
         if self.store is None:
             raise ConfigError("the landing role needs a store")
         limits = EdgeLimits(
-            attach_timeout=s.queue_timeout_seconds, max_call_seconds=s.max_call_seconds
+            attach_timeout=s.queue_timeout_seconds,
+            max_call_seconds=s.max_call_seconds,
+            resume_window=s.resume_window_seconds,
         )
+        entry = SocketEntry(self.store, b.directory, tokens, resume)
+        dispatch = Dispatch(b.bus, b.queue, b.directory)
         return LandingParts(
-            edge=MediaEdge(Dispatch(b.bus, b.queue, b.directory), self.store, tokens, limits),
+            edge=MediaEdge(dispatch, self.store, entry, resume, limits),
             tokens=tokens,
             read_tokens=ReadTokens(secret, s.read_token_ttl_seconds),
             admission=CallAdmission(s, b.queue),
@@ -173,6 +180,8 @@ class Runtime:
         if self.stopping:
             return
         self.stopping = True
+        if self.landing is not None:
+            await self.landing.edge.drain(self.settings.drain_timeout_seconds)
         if self.worker is not None and self.worker.rooms:
             DRAINS.inc()
             await self.worker.drain(

@@ -11,6 +11,7 @@ handful of replies, not one per frame."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ from voxfleet.messages.client import (
     Error,
     Interrupt,
     Ready,
+    Reconnect,
     State,
     Transcript,
     parse_client_message,
@@ -30,7 +32,7 @@ from voxfleet.messages.client import (
 from voxfleet.observability.metrics import EDGE_BAD_FRAMES, EDGE_FRAMES
 from voxfleet.transport.ratelimit import AudioRateLimit, Bucket
 
-ServerMessage = Ready | State | Transcript | Interrupt | Error | Ended
+ServerMessage = Ready | State | Transcript | Interrupt | Error | Reconnect | Ended
 
 INPUT_RATE = 16000
 MAX_FRAME_MS = 200
@@ -50,10 +52,18 @@ class CallSocket:
         self._send_lock = asyncio.Lock()
         self.ended = asyncio.Event()
         self.reason: EndReason | None = None
+        self.replaced = False  # the caller resumed on a newer socket
+        self.resumable = False  # the caller was given a resume URL
 
     def end(self, reason: EndReason) -> None:
         if self.reason is None:
             self.reason = reason
+        self.ended.set()
+
+    def replace(self) -> None:
+        """Another socket of the same caller took the call over: this one goes,
+        the call does not end."""
+        self.replaced = True
         self.ended.set()
 
     @property
@@ -80,6 +90,13 @@ class CallSocket:
                     await self.ws.send_bytes(data)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self.end(EndReason.CALLER_DISCONNECTED)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the socket if it is still open; a peer already gone is fine."""
+        async with self._send_lock:
+            if self.open:
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                    await self.ws.close(code, reason)
 
     async def error(self, code: str, message: str) -> None:
         EDGE_BAD_FRAMES.labels(code).inc()

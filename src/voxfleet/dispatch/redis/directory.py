@@ -3,7 +3,8 @@ conversation state, the set of live rooms, orphans and tombstones.
 
 Keys: ``vf:rooms`` (hash room -> profile), ``vf:room:{id}:lease``
 ("agent|fence", PX ttl), ``:fence`` (counter), ``:state`` (JSON), ``:requeue``
-(NX marker), ``:ended`` (tombstone of a call that is over). If Redis restarts
+(NX marker), ``:socket`` (the caller's socket now), ``:ended`` (tombstone of a
+call that is over). If Redis restarts
 empty (or a failover loses recent writes), an agent's next renew or save finds
 its lease gone and no newer fence, and re-asserts both: live rooms survive."""
 
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 
 from voxfleet.dispatch.base import TOMBSTONE_SECONDS, Lease, LeaseLost, RoomDirectory, RoomEnded
 from voxfleet.dispatch.redis.keys import room_key, text, wrapped
-from voxfleet.dispatch.redis.scripts import ACQUIRE, RELEASE, RENEW, SAVE
+from voxfleet.dispatch.redis.scripts import ACQUIRE, CLAIM_SOCKET, RELEASE, RENEW, SAVE
 from voxfleet.domain.conversation import ConversationState
 
 ROOMS = "vf:rooms"
@@ -34,6 +35,7 @@ class RedisRoomDirectory(RoomDirectory):
         self._renew = redis.register_script(RENEW)
         self._save = redis.register_script(SAVE)
         self._release = redis.register_script(RELEASE)
+        self._claim_socket = redis.register_script(CLAIM_SOCKET)
         self._profiles: dict[str, str] = {}
 
     @property
@@ -152,6 +154,21 @@ class RedisRoomDirectory(RoomDirectory):
             raise LeaseLost(f"room {state.room_id}: lease fence {lease.fence} is stale")
 
     @wrapped
+    async def claim_socket(self, room_id: str, epoch: int, replaces: int | None) -> bool:
+        claimed = await self._claim_socket(
+            keys=[room_key(room_id, "socket"), room_key(room_id, "ended")],
+            args=[epoch, "" if replaces is None else replaces, int(TOMBSTONE_SECONDS)],
+        )
+        if int(claimed) < 0:
+            raise RoomEnded(f"room {room_id}: the call is over")
+        return int(claimed) > 0
+
+    @wrapped
+    async def socket_of(self, room_id: str) -> int | None:
+        value = await self._redis.get(room_key(room_id, "socket"))
+        return None if value is None else int(text(value))
+
+    @wrapped
     async def end_room(self, room_id: str) -> None:
         self._profiles.pop(room_id, None)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -161,6 +178,7 @@ class RedisRoomDirectory(RoomDirectory):
                 room_key(room_id, "lease"),
                 room_key(room_id, "fence"),
                 room_key(room_id, "requeue"),
+                room_key(room_id, "socket"),
             )
             pipe.set(room_key(room_id, "ended"), "1", ex=int(TOMBSTONE_SECONDS))
             await pipe.execute()

@@ -1,5 +1,7 @@
-"""Redis keys of the dispatch layer, and what every Redis call here shares: its
-errors leave as DispatchUnavailable (retryable), its replies may be bytes."""
+"""Redis keys of the dispatch layer, and what every Redis call here shares: an
+outage leaves as DispatchUnavailable (retryable: the work waits for Redis), any
+other Redis error (a script that fails, a wrong type) as a plain VoxfleetError,
+so a bug is not mistaken for an outage and retried forever."""
 
 from __future__ import annotations
 
@@ -7,39 +9,32 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from voxfleet.errors import DispatchUnavailable
+from voxfleet.errors import DispatchUnavailable, VoxfleetError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Not reachable, not answering, or a replica that is not (yet) the primary: a
+# failover in progress. BusyLoadingError is a ConnectionError.
+_OUTAGE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 
 def wrapped(
     method: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Redis errors leave this module as DispatchUnavailable (retryable)."""
-
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except (RedisError, OSError) as e:
+        except _OUTAGE as e:
             raise DispatchUnavailable(f"redis: {e}") from e
+        except RedisError as e:
+            raise VoxfleetError(f"redis refused a dispatch command: {e}", code="dispatch") from e
 
     return call
-
-
-QUEUE = "vf:queue"
-GROUP = "agents"
-ROOMS = "vf:rooms"
-AGENTS = "vf:agents"
-STATE_TTL_S = 6 * 3600
-CLAIM_IDLE_MS = 5000  # a job taken but not done for this long goes to another agent
-
-
-def _room(room_id: str, part: str) -> str:
-    return f"vf:room:{room_id}:{part}"
 
 
 def room_key(room_id: str, part: str) -> str:

@@ -75,3 +75,14 @@ RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+# KEYS: socket, ended. ARGV: epoch, replaces ("" for the call's first socket), ttl_s
+# 1: claimed; 0: another socket holds the room; -1: the call is over.
+CLAIM_SOCKET = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
