@@ -79,9 +79,9 @@ def test_no_log_line_of_a_running_server_holds_a_secret(tmp_path: Path) -> None:
     log = (tmp_path / "voxfleet-up.log").read_text()
     accepted = [line for line in log.splitlines() if '"WebSocket /ws/calls/' in line]
     assert len(accepted) >= 3, "the server logged no socket handshake: nothing was checked"
-    assert all(
-        f"token={REDACTED}" in line or f"resume={REDACTED}" in line for line in accepted
-    ), accepted
+    assert all(f"token={REDACTED}" in line or f"resume={REDACTED}" in line for line in accepted), (
+        accepted
+    )
     assert any(f"resume={REDACTED}" in line for line in accepted), "no resume was checked"
     for secret in secrets:
         assert secret not in log
