@@ -89,16 +89,12 @@ class CallClient:
 
     async def _run(self) -> None:
         while True:
-            switch_to = await self._read(self._socket())
+            ws = self._socket()
+            await self._read(ws)
             if self._closing:
                 return
-            if switch_to is not None:  # the server is going away: make before break
-                old, new = self._socket(), await _try_open(switch_to)
-                if new is not None:
-                    self.ws = new
-                    self.reconnects += 1
-                    await old.close()
-                    continue
+            if self.ws is not ws:  # moved to a new socket (_move)
+                continue
             if not self._may_resume():
                 return
             dropped_at = time.monotonic()
@@ -109,8 +105,9 @@ class CallClient:
             self.ws = new
             self.reconnects += 1
 
-    async def _read(self, ws: ClientConnection) -> str | None:
-        """Until ``ws`` closes (None) or the server says to reconnect (the URL)."""
+    async def _read(self, ws: ClientConnection) -> None:
+        """Until ``ws`` closes; a ``reconnect`` starts a move, and reading goes on
+        until the new socket has taken over."""
         try:
             async for message in ws:
                 if isinstance(message, bytes):
@@ -122,18 +119,34 @@ class CallClient:
                 self.messages.append(body)
                 self.received.append(body)
                 self._changed.set()
-                kind = body.get("type")
-                if kind in ("ready", "reconnect") and isinstance(body.get("resume_url"), str):
-                    self.resume_url = body["resume_url"]
-                if kind == "ended":
-                    self._ended = True
-                elif kind == "reconnect" and self.reconnect and self.resume_url:
-                    return self.resume_url
+                self._note(body)
+                if body.get("type") == "reconnect" and self.reconnect and self.resume_url:
+                    self._tasks.spawn(self._move(ws, self.resume_url), "move")
         except ConnectionClosed:
             pass
         finally:
             self._changed.set()
-        return None
+
+    async def _move(self, old: ClientConnection, url: str) -> None:
+        """The server is going away: make before break. The old socket carries
+        the call until a new one has taken it (a server that is itself going
+        away refuses; try again)."""
+        backoff = Backoff(0.1, 1.0)
+        while self.ws is old and old.close_code is None and not self._closing:
+            new = await self._opened(url)
+            if new is not None:
+                self.ws = new
+                self.reconnects += 1
+                await old.close()
+                return
+            await backoff.sleep()
+
+    def _note(self, body: dict[str, Any]) -> None:
+        kind = body.get("type")
+        if kind in ("ready", "reconnect") and isinstance(body.get("resume_url"), str):
+            self.resume_url = body["resume_url"]
+        if kind == "ended":
+            self._ended = True
 
     def _may_resume(self) -> bool:
         code = self._socket().close_code
@@ -148,11 +161,31 @@ class CallClient:
         backoff = Backoff(0.1, 2.0)
         deadline = time.monotonic() + self.resume_window
         while time.monotonic() < deadline and self.resume_url is not None:
-            ws = await _try_open(self.resume_url)
+            ws = await self._opened(self.resume_url)
             if ws is not None:
                 return ws
             await backoff.sleep()
         return None
+
+    async def _opened(self, url: str) -> ClientConnection | None:
+        """A socket to ``url`` that took the call (its first message came; it is
+        ``ready``), or None: refused, unreachable, or a server going away too."""
+        ws = await _try_open(url)
+        if ws is None:
+            return None
+        try:
+            first = await asyncio.wait_for(ws.recv(), 5)
+        except (ConnectionClosed, TimeoutError):
+            await ws.close()
+            if ws.close_code in FINAL_CLOSES:
+                self.resume_url = None  # the call is over, or someone else has it
+            return None
+        self.received.append(len(first) if isinstance(first, bytes) else json.loads(first))
+        if isinstance(first, str):
+            self.messages.append(json.loads(first))
+            self._note(self.messages[-1])
+        self._changed.set()
+        return ws
 
     # -- waiting and sending -----------------------------------------------------------
 
@@ -195,6 +228,7 @@ class CallClient:
             await self.ws.close()
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 10)
+        await self._tasks.cancel_all()
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["type"] == type_]

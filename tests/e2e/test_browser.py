@@ -1,10 +1,12 @@
 """A real browser: headless Chromium with a fake microphone fed from a WAV of a
-spoken question presses Talk on the landing page of a real `voxfleet up`, and
-sees captions of both sides."""
+spoken question presses Talk on the landing page of a real `voxfleet up`, sees
+captions of both sides and hears the agent (its player plays); and on a landing
+that restarts under the call, the page reconnects and the call goes on."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from tests.audio import silence
+from tests.support.cluster import Cluster, cluster
 from tests.support.server import up_process
 from tests.support.speech import piper_speech, write_wav
 
@@ -23,6 +26,23 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with up_process(tmp_path_factory.mktemp("up-e2e")) as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def split_roles(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: str
+) -> Iterator[Cluster]:
+    """A landing and an agent with the local models, as separate processes."""
+    with cluster(
+        tmp_path_factory.mktemp("roles-e2e"),
+        postgres_server,
+        agents=1,
+        capacity=1,
+        VOXFLEET_PROVIDERS="local",
+        VOXFLEET_RESUME_WINDOW_SECONDS="15",
+        VOXFLEET_CALLER_GONE_SECONDS="20",
+    ) as c:
+        yield c
 
 
 @pytest.fixture
@@ -76,6 +96,8 @@ def test_talk_shows_captions_of_both_sides(server: str, page: Page, tmp_path: Pa
         "li.caption[data-role=agent][data-final=true]", timeout=30_000
     )
     assert "voxfleet" in greeting.inner_text().lower()
+    # The agent's audio reached the page's player: it reported playing.
+    page.wait_for_function("window.voxfleetPlayed === true", timeout=30_000)
     user = page.wait_for_selector("li.caption[data-role=user][data-final=true]", timeout=45_000)
     heard = user.inner_text().lower()
     assert "capital" in heard and "france" in heard
@@ -85,4 +107,38 @@ def test_talk_shows_captions_of_both_sides(server: str, page: Page, tmp_path: Pa
     talk.click()  # End
     page.wait_for_selector("body[data-conn-state=ended]", timeout=15_000)
     assert talk.inner_text().strip() == "Talk"
+    assert errors == []
+
+
+def test_the_page_reconnects_when_its_landing_restarts(
+    split_roles: Cluster, page: Page, tmp_path: Path
+) -> None:
+    c = split_roles
+    assert c.landing is not None
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(c.base)
+    page.locator("#talk").click()
+    page.wait_for_selector("li.caption[data-role=agent][data-final=true]", timeout=60_000)
+    page.wait_for_selector("li.caption[data-role=user][data-final=true]", timeout=60_000)
+    page.wait_for_selector("li.caption[data-role=agent][data-final=true] >> nth=1", timeout=60_000)
+    # A deploy: the landing drains (its sockets are told to reconnect), exits,
+    # and a new one starts on the same address.
+    port = c.landing.port
+    c.landing.popen.send_signal(signal.SIGTERM)
+    c.landing.popen.wait(30)
+    page.wait_for_selector("body[data-conn-state=reconnecting]", timeout=15_000)
+    c.landing = c._spawn("landing-restarted", ["landing"], port, {})
+    page.wait_for_selector("body[data-conn-state=connected]", timeout=30_000)
+    # The call goes on: the looping microphone asks again, and it is answered,
+    # with no second greeting.
+    page.wait_for_selector("li.caption[data-role=user][data-final=true] >> nth=1", timeout=60_000)
+    page.wait_for_selector("li.caption[data-role=agent][data-final=true] >> nth=2", timeout=60_000)
+    said = page.eval_on_selector_all(
+        "li.caption[data-role=agent] .caption-text", "items => items.map(i => i.textContent)"
+    )
+    assert said.count("Hi.") == 1  # the cluster's profile greets with "Hi.", once
+    page.screenshot(path=str(tmp_path / "reconnected.png"))
+    page.locator("#talk").click()
+    page.wait_for_selector("body[data-conn-state=ended]", timeout=15_000)
     assert errors == []

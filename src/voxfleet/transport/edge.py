@@ -79,6 +79,11 @@ class MediaEdge:
         """Carry one caller socket; ``public_base`` is where callers reach us
         (``ws://host`` or ``wss://host``), for the resume URL."""
         await ws.accept()
+        if self.draining and ws.query_params.get("resume"):
+            # Going away: a caller moving here would only be moved again. Try later
+            # (another replica, behind the same address, or this one restarted).
+            await ws.close(CLOSE_SERVICE_RESTART, "server restarting; try again")
+            return
         try:
             admitted = await self._entry.admit(ws, call_id)
         except Refused as e:
