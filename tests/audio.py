@@ -1,16 +1,17 @@
-"""Test audio: tones stand in for speech with the energy VAD; real speech comes
+"""Test audio: coded tones stand in for speech with the energy VAD (and the
+scripted STT tells a lost, doubled or reordered 20 ms frame); real speech comes
 from Piper (or espeak-ng) for the real models."""
 
 from __future__ import annotations
 
-import numpy as np
+from voxfleet.providers.scripted import coded_speech
 
 RATE = 16000
 
 
-def tone(seconds: float, freq: float = 220.0, amplitude: float = 0.3) -> bytes:
-    t = np.arange(int(RATE * seconds)) / RATE
-    return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype("<i2").tobytes()
+def tone(seconds: float) -> bytes:
+    """``seconds`` of coded "speech" (whole 20 ms frames)."""
+    return coded_speech(seconds)
 
 
 def silence(seconds: float) -> bytes:

@@ -49,6 +49,10 @@ class EnergyVAD(VAD):
 
 
 class ScriptedSTT(STT):
+    """Names an utterance by its length: "utterance 1.2 seconds". Coded speech
+    (``coded_speech``) is also checked frame by frame: a 20 ms frame lost,
+    doubled or out of order adds ", frames broken after N" to the name."""
+
     name = "scripted-stt"
 
     def __init__(self, delay: float = 0.05) -> None:
@@ -56,8 +60,54 @@ class ScriptedSTT(STT):
 
     async def _transcribe(self, audio: Float32Array) -> str:
         await asyncio.sleep(self.delay)
+        symbols = _frame_symbols(audio)
+        if symbols:
+            text = f"utterance {len(symbols) * FRAME / RATE:.1f} seconds"
+            broken = next((i for i, s in enumerate(symbols) if s != i % SYMBOLS), None)
+            return text if broken is None else f"{text}, frames broken after {broken - 1}"
         voiced = _voiced_seconds(audio)
         return f"utterance {voiced:.1f} seconds" if voiced > 0 else ""
+
+
+RATE = 16000
+FRAME = 320  # 20 ms: one symbol of coded speech
+FIRST_BIN = 4  # 200 Hz: frame k is a cosine at 50 Hz * (FIRST_BIN + k % SYMBOLS)
+SYMBOLS = 64
+AMPLITUDE = 0.3
+
+
+def coded_speech(seconds: float) -> bytes:
+    """Test "speech" that names each of its 20 ms frames: frame k is a cosine of
+    a whole number of periods at bin FIRST_BIN + k % 64 of a 320-point FFT. The
+    energy VAD hears it as speech; ScriptedSTT reads the frames back."""
+    t = np.arange(FRAME) / RATE
+    frames = [
+        np.cos(2 * np.pi * 50.0 * (FIRST_BIN + k % SYMBOLS) * t)
+        for k in range(round(seconds * RATE / FRAME))
+    ]
+    audio = np.concatenate(frames) if frames else np.zeros(0)
+    return (audio * AMPLITUDE * 32767).astype("<i2").tobytes()
+
+
+def _frame_symbols(audio: Float32Array) -> list[int]:
+    """The symbols of coded speech in ``audio``, frame by frame from its onset
+    (a cosine frame starts at its peak), until silence; [] if it is not coded."""
+    loud = np.flatnonzero(np.abs(audio) > AMPLITUDE / 2)
+    if len(loud) == 0:
+        return []
+    start = int(loud[0])
+    symbols: list[int] = []
+    while start + FRAME <= len(audio):
+        block = audio[start : start + FRAME]
+        if float(np.sqrt(np.mean(np.square(block)))) < 0.02:
+            break
+        spectrum = np.abs(np.fft.rfft(block))
+        peak = int(np.argmax(spectrum))
+        if spectrum[peak] < 0.8 * float(np.sum(spectrum)) / 2 or peak < FIRST_BIN:
+            return []  # not one clean bin: not coded speech
+        symbols.append(peak - FIRST_BIN)
+        start += FRAME
+    return symbols
 
 
 def _voiced_seconds(audio: Float32Array, rate: int = 16000) -> float:
