@@ -108,6 +108,7 @@ async def test_sigterm_hands_rooms_over_and_drops_none(three_agents: Cluster) ->
     # It exits on its own, well within the drain timeout, after handing over.
     code = await asyncio.to_thread(c.wait_exit, victim, 15)
     assert code in (0, -signal.SIGTERM)
+    moved_by_handover_only(c, rooms=1)
     for call in calls:
         await turn(call, 0.8, seq=3)
         assert await c.agent_of(call.call_id) != victim
@@ -130,6 +131,7 @@ async def test_rolling_restart_of_every_agent_drops_no_call(three_agents: Cluste
         for call in calls:
             await turn(call, 0.6, seq=seq)
         seq += 2
+    moved_by_handover_only(c, rooms=3)
     for call in calls:
         assert len(greetings(call)) == 1
         assert call.ws is not None and call.ws.close_code is None
@@ -137,6 +139,14 @@ async def test_rolling_restart_of_every_agent_drops_no_call(three_agents: Cluste
         await call.close()
         turns = await stored_turns(c, call)
         assert [s for s, _ in turns] == ["agent"] + ["user", "agent"] * 3
+
+
+def moved_by_handover_only(c: Cluster, rooms: int) -> None:
+    """At least ``rooms`` rooms were handed over at a turn boundary, and none
+    moved because its lease lapsed (a drain that failed into a failover)."""
+    logs = c.all_logs()
+    assert "orphaned room re-queued" not in logs
+    assert logs.count("handover=True") >= rooms
 
 
 async def test_capacity_is_respected_and_queued_calls_are_served(one_slot: Cluster) -> None:

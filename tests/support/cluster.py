@@ -131,6 +131,10 @@ class Cluster:
             if proc is not None:
                 proc.popen.wait(10)
 
+    def all_logs(self) -> str:
+        """Every process's whole log, those of processes that exited included."""
+        return "\n".join(path.read_text() for path in sorted(self.workdir.glob("*.log")))
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.log.read_text()[-4000:]}"

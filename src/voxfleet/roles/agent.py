@@ -244,7 +244,13 @@ class AgentWorker:
                 DISPATCH_SECONDS.observe(max(0.0, time.time() - job.enqueued_at))
                 if job.handover_from:
                     HANDOVERS.inc()
-                log.info("room attached", room=room_id, agent_id=self.agent_id, resume=job.resume)
+                log.info(
+                    "room attached",
+                    room=room_id,
+                    agent_id=self.agent_id,
+                    resume=job.resume,
+                    handover=job.handover_from is not None,
+                )
                 if self.draining and self._hand_over_rooms:
                     self._spawn_handover(room_id)
                 await session.run()
