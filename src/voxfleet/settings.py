@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     max_call_seconds: int = Field(1800, ge=10)
     agent_capacity: int = Field(4, ge=1, le=64)
     agent_id: str | None = Field(None, description="Default: the host name plus a random tag.")
+    pod_name: str | None = Field(
+        None, description="This pod's name (Kubernetes downward API): keeps its deletion cost."
+    )
+    pod_namespace: str | None = Field(None, description="This pod's namespace.")
     drain_timeout_seconds: float = Field(
         25.0, gt=0, description="Keep below Kubernetes' terminationGracePeriodSeconds."
     )

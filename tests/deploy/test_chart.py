@@ -323,7 +323,13 @@ def test_deletion_cost_grants_the_agent_alone(rendered: dict[str, list[Obj]]) ->
     assert rule == {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}
     (binding,) = find(objects, "RoleBinding")
     assert binding["subjects"][0]["name"] == agent["spec"]["serviceAccountName"]
-    assert not find(rendered["defaults"], "Role")
+    assert find(rendered["defaults"], "Role")  # on by default
+    off = render({"agent": {"deletionCost": {"enabled": False}}})
+    assert not find(off, "Role")
+    assert (
+        _deployment(off, "agent")["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        is False
+    )
 
 
 def test_routes_keep_websockets_open(rendered: dict[str, list[Obj]]) -> None:

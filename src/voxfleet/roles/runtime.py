@@ -27,6 +27,7 @@ from voxfleet.providers.registry import build_providers
 from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentConfig, AgentWorker
 from voxfleet.roles.backends import Backends, build_backends
+from voxfleet.roles.pod_cost import PodDeletionCost
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
@@ -173,6 +174,11 @@ class Runtime:
             ),
         )
         self._tasks.spawn(self.worker.run(), "agent")
+        s = self.settings
+        if s.pod_name and s.pod_namespace:
+            worker = self.worker
+            cost = PodDeletionCost(s.pod_name, s.pod_namespace)
+            self._tasks.spawn(cost.run(lambda: len(worker.rooms)), "pod-deletion-cost")
 
     async def drain(self) -> None:
         """Readiness off; hand rooms over (or let them finish) within the drain
