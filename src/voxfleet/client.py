@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from voxfleet.aio import Backoff, TaskSet
 
 # Close codes after which a call is over for this client: no resume.
 FINAL_CLOSES = {1008, 4400, 4401, 4403, 4404, 4409, 4410, 4429, 4503}
+KEEP_FRAMES = 500  # 10 s of 20 ms frames: what a resume may have to send again
 
 
 @dataclass
@@ -44,6 +46,7 @@ class CallClient:
     reconnects: int = 0
     gaps: list[float] = field(default_factory=list)  # seconds without a socket, per drop
     messages: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # monotonic arrival of each message
     audio: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival time, frame)
     # Everything received, in order: a message, or the byte count of an audio frame.
     received: list[dict[str, Any] | int] = field(default_factory=list)
@@ -53,6 +56,12 @@ class CallClient:
     _tasks: TaskSet = field(default_factory=lambda: TaskSet("client"))
     _ended: bool = False
     _closing: bool = False
+    # Audio frames sent on the current socket (its first is 1), kept for a resume
+    # that says the agent missed some; and frames captured while no socket was open.
+    _sent: deque[bytes] = field(default_factory=lambda: deque(maxlen=KEEP_FRAMES))
+    _sent_count: int = 0
+    _unsent: deque[bytes] = field(default_factory=lambda: deque(maxlen=KEEP_FRAMES))
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def create(self, **body: Any) -> dict[str, Any]:
         async with httpx.AsyncClient() as http:
@@ -98,34 +107,41 @@ class CallClient:
             if not self._may_resume():
                 return
             dropped_at = time.monotonic()
-            new = await self._reopen()
-            if new is None:
+            opened = await self._reopen()
+            if opened is None:
                 return
             self.gaps.append(time.monotonic() - dropped_at)
-            self.ws = new
-            self.reconnects += 1
+            await self._adopt(*opened)
 
     async def _read(self, ws: ClientConnection) -> None:
         """Until ``ws`` closes; a ``reconnect`` starts a move, and reading goes on
         until the new socket has taken over."""
         try:
             async for message in ws:
-                if isinstance(message, bytes):
-                    self.audio.append((time.monotonic(), message))
-                    self.received.append(len(message))
-                    self._changed.set()
+                body = self._take(message)
+                if body is None or body.get("type") != "reconnect":
                     continue
-                body: dict[str, Any] = json.loads(message)
-                self.messages.append(body)
-                self.received.append(body)
-                self._changed.set()
-                self._note(body)
-                if body.get("type") == "reconnect" and self.reconnect and self.resume_url:
+                if self.reconnect and self.resume_url:
                     self._tasks.spawn(self._move(ws, self.resume_url), "move")
         except ConnectionClosed:
             pass
         finally:
             self._changed.set()
+
+    def _take(self, message: str | bytes) -> dict[str, Any] | None:
+        """Keep what arrived, in order; the message, or None for audio."""
+        now = time.monotonic()
+        self._changed.set()
+        if isinstance(message, bytes):
+            self.audio.append((now, message))
+            self.received.append(len(message))
+            return None
+        body: dict[str, Any] = json.loads(message)
+        self.messages.append(body)
+        self.arrivals.append(now)
+        self.received.append(body)
+        self._note(body)
+        return body
 
     async def _move(self, old: ClientConnection, url: str) -> None:
         """The server is going away: make before break. The old socket carries
@@ -133,13 +149,29 @@ class CallClient:
         away refuses; try again)."""
         backoff = Backoff(0.1, 1.0)
         while self.ws is old and old.close_code is None and not self._closing:
-            new = await self._opened(url)
-            if new is not None:
-                self.ws = new
-                self.reconnects += 1
+            opened = await self._opened(url)
+            if opened is not None:
+                await self._adopt(*opened)
                 await old.close()
                 return
             await backoff.sleep()
+
+    async def _adopt(self, ws: ClientConnection, ready: dict[str, Any] | None) -> None:
+        """``ws`` carries the call from now. When its ``ready`` says the agent did
+        not hear the previous socket's frames from ``resume_from`` on, those go
+        again first, then what was captured while no socket was open."""
+        async with self._send_lock:
+            resume_from = (ready or {}).get("resume_from")
+            again: list[bytes] = []
+            if isinstance(resume_from, int):
+                first_kept = self._sent_count - len(self._sent) + 1
+                again = list(self._sent)[max(0, resume_from - first_kept) :]
+            again += self._unsent
+            self._unsent.clear()
+            self.ws, self._sent, self._sent_count = ws, deque(maxlen=KEEP_FRAMES), 0
+            self.reconnects += 1
+            for frame in again:
+                await self._send_frame(frame)
 
     def _note(self, body: dict[str, Any]) -> None:
         kind = body.get("type")
@@ -157,18 +189,18 @@ class CallClient:
             and code not in FINAL_CLOSES
         )
 
-    async def _reopen(self) -> ClientConnection | None:
+    async def _reopen(self) -> tuple[ClientConnection, dict[str, Any] | None] | None:
         backoff = Backoff(0.1, 2.0)
         deadline = time.monotonic() + self.resume_window
         while time.monotonic() < deadline and self.resume_url is not None:
-            ws = await self._opened(self.resume_url)
-            if ws is not None:
-                return ws
+            opened = await self._opened(self.resume_url)
+            if opened is not None:
+                return opened
             await backoff.sleep()
         return None
 
-    async def _opened(self, url: str) -> ClientConnection | None:
-        """A socket to ``url`` that took the call (its first message came; it is
+    async def _opened(self, url: str) -> tuple[ClientConnection, dict[str, Any] | None] | None:
+        """A socket to ``url`` that took the call, with its first message (its
         ``ready``), or None: refused, unreachable, or a server going away too."""
         ws = await _try_open(url)
         if ws is None:
@@ -180,12 +212,7 @@ class CallClient:
             if ws.close_code in FINAL_CLOSES:
                 self.resume_url = None  # the call is over, or someone else has it
             return None
-        self.received.append(len(first) if isinstance(first, bytes) else json.loads(first))
-        if isinstance(first, str):
-            self.messages.append(json.loads(first))
-            self._note(self.messages[-1])
-        self._changed.set()
-        return ws
+        return ws, self._take(first)
 
     # -- waiting and sending -----------------------------------------------------------
 
@@ -204,16 +231,27 @@ class CallClient:
 
     async def send_audio(self, pcm: bytes, frame_ms: int = 20, realtime: bool = True) -> None:
         """Stream ``pcm`` in frames of ``frame_ms``, at real time by default. A
-        frame that finds no open socket is dropped, and streaming goes on."""
+        frame that finds no open socket is kept (up to 10 s) and sent once the
+        call is resumed, as is whatever the agent turns out to have missed."""
         size = 16000 * frame_ms // 1000 * 2
         start = time.monotonic()
         for i, offset in enumerate(range(0, len(pcm), size)):
-            with contextlib.suppress(ConnectionClosed):
-                await self._socket().send(pcm[offset : offset + size])
+            async with self._send_lock:
+                await self._send_frame(pcm[offset : offset + size])
             if realtime:
                 delay = start + (i + 1) * frame_ms / 1000 - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+
+    async def _send_frame(self, frame: bytes) -> None:
+        ws = self._socket()
+        if ws.close_code is None and not self._unsent:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame)
+                self._sent.append(frame)
+                self._sent_count += 1
+                return
+        self._unsent.append(frame)
 
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
         """Wait until the call's last socket closed for good; its close code and reason."""

@@ -33,6 +33,9 @@ class Ready(_Message):
     max_frame_ms: int
     wait_ms: float  # queued to attached
     resume_url: str | None = None  # re-open the call here after a drop
+    # On a resumed socket: the first audio frame of the previous socket (counted
+    # from 1) the agent did not hear; send it and the rest again, then go on.
+    resume_from: int | None = None
 
 
 class State(_Message):

@@ -83,11 +83,31 @@ class AgentFailed(_Message):
     epoch: int
 
 
+class Resuming(_Message):
+    """The caller came back on socket ``new`` (a new stream epoch) after socket
+    ``old``: the agent stops taking ``old``'s frames now and says how far it got."""
+
+    type: Literal["resuming"] = "resuming"
+    old: int
+    new: int
+
+
+class Heard(_Message):
+    """The agent took the caller's stream ``epoch`` up to frame ``seq``, and no
+    more of it: the caller sends the rest again on its new socket."""
+
+    type: Literal["heard"] = "heard"
+    epoch: int
+    seq: int
+
+
 DownMessage = Annotated[
     Attached | State | Transcript | Interrupt | Error, Field(discriminator="type")
 ]
 UpMessage = Hangup
-ControlMessage = Annotated[Tick | Replay | AgentFailed, Field(discriminator="type")]
+ControlMessage = Annotated[
+    Tick | Replay | AgentFailed | Resuming | Heard, Field(discriminator="type")
+]
 
 
 @dataclass(slots=True, frozen=True)

@@ -21,7 +21,9 @@ from voxfleet.messages.client import AgentMessage
 from voxfleet.messages.room import (
     Attached,
     AudioFrame,
+    Heard,
     Replay,
+    Resuming,
     Tick,
     decode_control,
     decode_up,
@@ -181,6 +183,14 @@ class BusRoomLink(InboundLink, OutboundLink):
                 self._tick = message
             elif isinstance(message, Replay) and message.stream == "down":
                 self.outbox.replay(message.epoch, message.after)
+            elif isinstance(message, Resuming):
+                # The caller resumed: the old socket's frames stop here, and the
+                # caller sends what came after on its new one.
+                taken = self._inbox.close_epoch(message.old, message.new)
+                if taken is not None:
+                    with contextlib.suppress(VoxfleetError):
+                        heard = Heard(epoch=message.old, seq=taken)
+                        await self._bus.publish(self._control_topic, encode(heard))
 
     async def _ask_replay(self) -> None:
         """Ask the edge for the caller's audio after the last frame taken: once

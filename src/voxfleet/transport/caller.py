@@ -108,10 +108,19 @@ class CallerReader:
     ``on_audio``. Ends the call (``sock.end``) on hang-up, disconnect, flood or
     too many bad frames."""
 
-    def __init__(self, sock: CallSocket, on_audio: Callable[[bytes], object]) -> None:
+    def __init__(
+        self,
+        sock: CallSocket,
+        on_audio: Callable[[bytes], object],
+        resume_burst_s: float = 0.0,
+    ) -> None:
+        """``resume_burst_s``: extra seconds of audio a resumed socket may send at
+        once (what the agent missed, and what the caller kept while away)."""
         self._sock = sock
         self._on_audio = on_audio
-        self._limit = AudioRateLimit()
+        self._limit = AudioRateLimit(
+            audio_burst_s=2.0 + resume_burst_s, frame_burst=200.0 + 50.0 * resume_burst_s
+        )
         self._bad = Bucket(rate=BAD_FRAMES_PER_S, burst=BAD_FRAME_BURST)
         self._told_not_ready = False
 

@@ -112,10 +112,20 @@ class MediaEdge:
         self._sockets[sock] = self._resume_url(sock, link, 0, public_base)
         try:
             async with link, asyncio.TaskGroup() as tg:
+                resume_from = None
                 if admitted.sample_rate:  # resumed, and an agent serves the call
-                    await self._ready(sock, link, admitted.sample_rate, 0.0, public_base)
+                    if admitted.previous is not None:
+                        heard = await link.heard_of(admitted.previous)
+                        resume_from = None if heard is None else heard + 1
+                    await self._ready(
+                        sock, link, admitted.sample_rate, 0.0, public_base, resume_from
+                    )
+                # A resumed caller sends again what the agent missed, and what it
+                # kept while it had no socket: a burst the frame limits allow.
+                burst = self._limits.resume_window + 2.0 if admitted.resumed else 0.0
+                reader = CallerReader(sock, link.audio, resume_burst_s=burst)
                 tasks = [
-                    tg.create_task(CallerReader(sock, link.audio).run(), name=f"edge:{call.id}:in"),
+                    tg.create_task(reader.run(), name=f"edge:{call.id}:in"),
                     tg.create_task(
                         self._to_caller(sock, link, public_base), name=f"edge:{call.id}:out"
                     ),
@@ -193,6 +203,7 @@ class MediaEdge:
         sample_rate: int,
         wait_ms: float,
         public_base: str,
+        resume_from: int | None = None,
     ) -> None:
         resume_url = self._sockets[sock] = self._resume_url(sock, link, sample_rate, public_base)
         ready = Ready(
@@ -202,6 +213,7 @@ class MediaEdge:
             input_sample_rate=INPUT_RATE,
             max_frame_ms=MAX_FRAME_MS,
             resume_url=resume_url,
+            resume_from=resume_from,
         )
         await sock.send_json(ready)
         sock.ready = sock.resumable = True

@@ -22,7 +22,9 @@ from voxfleet.messages.room import (
     Attached,
     AudioFrame,
     Hangup,
+    Heard,
     Replay,
+    Resuming,
     Tick,
     decode_control,
     decode_down,
@@ -34,6 +36,7 @@ from voxfleet.transport.room_watch import RoomWatch, WatchEvent
 from voxfleet.transport.stream import Inbox, Outbox
 
 log = get_logger(__name__)
+HEARD_TIMEOUT_S = 1.0  # a resumed socket waits this long to learn what the agent heard
 
 
 @dataclass(slots=True, frozen=True)
@@ -96,6 +99,7 @@ class EdgeRoomLink:
             served,
         )
         self._tick: Tick | None = None
+        self._heard: dict[int, asyncio.Future[int]] = {}
         self._failed: AgentFailed | None = None
 
     async def __aenter__(self) -> EdgeRoomLink:
@@ -140,6 +144,22 @@ class EdgeRoomLink:
                     if not e.retryable:
                         raise
                 await backoff.sleep()
+
+    async def heard_of(self, old: int, timeout: float = HEARD_TIMEOUT_S) -> int | None:
+        """The caller resumed from socket ``old``: how many of its frames the
+        agent took (it takes no more of them now); None when no agent answers."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._heard[old] = future
+        try:
+            async with asyncio.timeout(timeout):
+                await self._bus.publish(
+                    self._control_topic, encode(Resuming(old=old, new=self.socket))
+                )
+                return await future
+        except (TimeoutError, VoxfleetError):
+            return None
+        finally:
+            self._heard.pop(old, None)
 
     def audio(self, pcm: bytes) -> None:
         """The caller's next audio frame; never blocks."""
@@ -205,6 +225,10 @@ class EdgeRoomLink:
                     self._tick = message  # checked once what came before is relayed
             elif isinstance(message, AgentFailed):
                 self._failed = message
+            elif isinstance(message, Heard) and message.epoch in self._heard:
+                future = self._heard.pop(message.epoch)
+                if not future.done():
+                    future.set_result(message.seq)
 
     async def _ask_replay(self) -> None:
         if (after := self._inbox.replay_request()) is None:

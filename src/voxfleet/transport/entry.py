@@ -35,6 +35,7 @@ class Admitted:
     socket: int  # this socket's epoch: it numbers the caller's stream too
     resumed: bool
     sample_rate: int | None  # the agent's, known when resuming
+    previous: int | None = None  # the socket this one took over from
 
 
 class Refused(Exception):
@@ -89,7 +90,7 @@ class SocketEntry:
             raise Refused(CLOSE_CONFLICT, "call: already ended")
         socket = new_epoch()
         await self._claim(call_id, socket, previous)
-        return Admitted(call, socket, resumed=True, sample_rate=rate)
+        return Admitted(call, socket, resumed=True, sample_rate=rate, previous=previous)
 
     def _check(
         self, tokens: MediaTokens | ResumeTokens, token: str, call_id: str

@@ -173,6 +173,17 @@ class Inbox:
     def behind(self) -> bool:
         return self._gap
 
+    def close_epoch(self, old: int, new: int) -> int | None:
+        """The producer of ``old`` is replaced by ``new``: take nothing more of
+        ``old``. Returns how far ``old`` was taken, or None when this inbox was
+        not following ``old`` (it never heard it, or already moved on)."""
+        if self.epoch != old:
+            return None
+        taken = self.last
+        if new > self.epoch:
+            self.epoch, self.last, self._gap = new, 0, False
+        return taken
+
     def missed(self) -> None:
         """Messages came that were not taken (the taker was not listening): ask
         for everything after the last one taken."""

@@ -1,21 +1,16 @@
-// One call, from the Talk press to the end: the media socket (with resume after
-// a drop and moves on the server's `reconnect`), microphone out, agent audio in.
+// One call, from the Talk press to the end: microphone out, agent audio in,
+// captions and states to the view; its socket (resumes, moves) is call-socket.js.
 // The wire format is docs/protocol.md; unknown message types and fields are ignored.
 
 import {
-  buildAudioGraph, createCall, INSECURE_TEXT, openMicrophone, socketUrl, StartError,
+  buildAudioGraph, createCall, INSECURE_TEXT, openMicrophone, StartError,
 } from './api.js';
+import { CallSocket } from './call-socket.js';
 import { AGENT_LABEL, profileTitles, view } from './view.js';
 
 /** Rates assumed until `ready` says otherwise (docs/protocol.md). */
 const DEFAULT_INPUT_RATE = 16000;
 const DEFAULT_AGENT_RATE = 22050;
-/**
- * Unsent bytes allowed on the socket (1 s of 16 kHz PCM16). Beyond that the
- * network is stalling; sending the backlog later would arrive as a burst the
- * server treats as a flood, and stale audio is useless in a live call anyway.
- */
-const MAX_SOCKET_BACKLOG = 32000;
 /** How long the agent's last words may keep playing after the call has ended. */
 const DRAIN_TIMEOUT_MS = 4000;
 
@@ -50,9 +45,6 @@ const CLOSE_TEXT = {
   4503: 'No agent is free right now. Please try again in a moment.',
 };
 
-const FINAL_CLOSES = new Set([1000, 1008, 4400, 4401, 4403, 4404, 4409, 4410, 4429, 4503]);
-/** How long the page keeps trying to get back to its call after a drop. */
-const RESUME_FOR_MS = 30000;
 // ---------------------------------------------------------------- the call
 
 /** One call, from the Talk press to the end; a new Talk press makes a new Call. */
@@ -61,6 +53,7 @@ export class Call {
   constructor(captions, isCurrent) {
     this.captions = captions;
     this.isCurrent = isCurrent;
+    this.socket = null;
     this.done = false;
     this.ready = false;
     this.playing = false;
@@ -82,7 +75,13 @@ export class Call {
       const call = await createCall(profile, this.abort.signal);
       if (this.done) return undefined;
       this.agentLabel = profileTitles.get(call.profile) || profileTitles.get(profile) || 'Agent';
-      this.openSocket(call.media_url);
+      this.socket = new CallSocket({
+        text: (data) => this.onText(data),
+        audio: (buffer) => this.onAudio(buffer),
+        resuming: () => view.conn('reconnecting'),
+        closed: (event) => this.onClose(event),
+      });
+      this.socket.open(call.media_url);
     } catch (err) {
       if (this.done || err.name === 'AbortError') return undefined;
       const text = err instanceof StartError ? err.message : `Could not start the call (${err.message}).`;
@@ -123,63 +122,6 @@ export class Call {
     }
   }
 
-  openSocket(url) {
-    const ws = new WebSocket(socketUrl(url));
-    ws.binaryType = 'arraybuffer';
-    this.adopt(ws);
-  }
-
-  /**
-   * The server is going away (a deploy): open the call's resume URL now and let
-   * the old socket go once the new one is open, so no audio is lost in between.
-   */
-  moveTo(resumeUrl, attempt = 1) {
-    const old = this.ws;
-    const next = new WebSocket(socketUrl(resumeUrl));
-    next.binaryType = 'arraybuffer';
-    let taken = false;
-    // The move is made once the new socket speaks (it says `ready`): a server that
-    // is itself going away refuses it, and the old socket carries on meanwhile.
-    next.onmessage = (e) => {
-      if (taken || typeof e.data !== 'string') return;
-      taken = true;
-      this.adopt(next);
-      old?.close(1000, 'moved');
-      this.onText(e.data);
-    };
-    next.onclose = () => {
-      if (taken || this.done || this.ws !== old || old.readyState !== WebSocket.OPEN) return;
-      const delay = Math.min(1000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-      setTimeout(() => this.moveTo(this.resumeUrl, attempt + 1), delay);
-    };
-  }
-
-  /** Make ``ws`` the call's socket; what sockets it replaced still say is ignored. */
-  adopt(ws) {
-    ws.onmessage = (e) => {
-      if (ws !== this.ws) return;
-      if (typeof e.data === 'string') this.onText(e.data);
-      else this.onAudio(e.data);
-    };
-    ws.onclose = (e) => { if (ws === this.ws) this.onClose(e); };
-    this.ws = ws;
-  }
-
-  /** The socket dropped: get back to the call on its resume URL, with jittered backoff. */
-  resume() {
-    this.resumeDeadline ??= Date.now() + RESUME_FOR_MS;
-    if (Date.now() > this.resumeDeadline) {
-      this.finish('error', 'The connection was lost and could not be restored. Press Talk to call again.', { kind: 'error' });
-      return;
-    }
-    view.conn('reconnecting');
-    const attempt = (this.resumeAttempts = (this.resumeAttempts ?? 0) + 1);
-    const delay = Math.min(2000, 100 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-    this.resumeTimer = setTimeout(() => {
-      if (!this.done) this.openSocket(this.resumeUrl);
-    }, delay);
-  }
-
   // -- socket in
 
   onText(data) {
@@ -195,9 +137,6 @@ export class Call {
     if (this.done && (msg.type !== 'transcript' || !this.isCurrent())) return;
     switch (msg.type) {
       case 'ready': return this.onReady(msg);
-      case 'reconnect':
-        if (typeof msg.resume_url === 'string') this.resumeUrl = msg.resume_url;
-        return this.moveTo(this.resumeUrl);
       case 'state': return view.agent(AGENT_LABEL[msg.state] ? msg.state : '');
       case 'transcript': return this.captions.update(msg, this.agentLabel);
       case 'interrupt': return this.clearPlayback();
@@ -209,9 +148,6 @@ export class Call {
 
   onReady(msg) {
     if (this.done) return;
-    if (typeof msg.resume_url === 'string') this.resumeUrl = msg.resume_url;
-    this.resumeAttempts = 0;
-    this.resumeDeadline = null;
     if (this.ready) { // back on the call after a drop or a move
       view.conn('connected');
       return;
@@ -243,10 +179,6 @@ export class Call {
 
   onClose(event) {
     if (this.done) return; // we hung up, or `ended` already said why
-    if (this.resumeUrl && !FINAL_CLOSES.has(event.code)) {
-      this.resume(); // a drop, a crash, a restart: the call waits for us
-      return;
-    }
     const text = CLOSE_TEXT[event.code] ?? `The connection closed (code ${event.code}). Press Talk to call again.`;
     this.finish(event.code === 1000 ? 'ended' : 'error', text, { drain: event.code === 1000, kind: event.code === 1000 ? 'info' : 'error' });
   }
@@ -256,10 +188,7 @@ export class Call {
   onMicFrame(msg) {
     if (msg.type !== 'frame' || this.done) return;
     view.level(msg.level);
-    const ws = this.ws;
-    if (!this.ready || !ws || ws.readyState !== WebSocket.OPEN) return;
-    if (ws.bufferedAmount > MAX_SOCKET_BACKLOG) return;
-    ws.send(msg.pcm);
+    if (this.ready) this.socket.send(msg.pcm);
   }
 
   onPlaybackState(msg) {
@@ -285,11 +214,9 @@ export class Call {
   finish(state, text, { sendEnd = false, drain = false, kind = 'info' } = {}) {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.resumeTimer);
     this.abort.abort();
-    const ws = this.ws;
-    if (ws && ws.readyState === WebSocket.OPEN && sendEnd) ws.send(JSON.stringify({ type: 'end' }));
-    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'caller ended');
+    if (sendEnd) this.socket?.sendText({ type: 'end' });
+    this.socket?.close(1000, 'caller ended');
     this.releaseAudio(drain);
     view.conn(state);
     view.notice(text, kind);
