@@ -22,8 +22,10 @@ from typing import Literal
 import uvicorn
 from fastapi import FastAPI
 
+from voxfleet.aio import cancel_and_wait
 from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import get_logger
+from voxfleet.observability.pauses import GcPauses, freeze_startup_objects, watch_loop_lag
 from voxfleet.roles.app import create_app
 from voxfleet.roles.runtime import Role, Runtime
 from voxfleet.settings import Settings
@@ -151,18 +153,23 @@ def run_roles(
 
     async def main() -> None:
         task = asyncio.create_task(server.serve([public_socket]), name="uvicorn")
+        lag = asyncio.create_task(watch_loop_lag(gc_pauses=gc_pauses), name="loop-lag")
         while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes a flag
             await asyncio.sleep(0.05)
         if server.started:
+            log.info("start-up objects frozen", objects=freeze_startup_objects())
             url = _url(settings.host, settings.port)
             admin_url = _url(settings.admin_host, settings.admin_port) if companions else None
             names = ", ".join(sorted(r.value for r in roles))
             log.info("serving", roles=names, url=f"{url}/", admin_url=admin_url)
             if banner:
                 _print_banner(url, admin_url, admin_key_file)
-        await task
+        try:
+            await task
+        finally:
+            await cancel_and_wait(lag)
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with GcPauses() as gc_pauses, asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(main())
     return 0 if server.started else 1
 
