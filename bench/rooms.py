@@ -290,15 +290,28 @@ async def relay(
 
         receivers = [asyncio.create_task(receive(s)) for s in subs]
         lag_before = await landing_pauses(c.base)
+        assert c.landing is not None
+        cpu_pids = {
+            "landing": c.landing.popen.pid,
+            "redis": c.redis.pid or 0,
+            "client": os.getpid(),
+            **{f"sender{i + 1}": proc.pid for i, proc in enumerate(procs)},
+        }
+        cpu_before = {name: cpu_seconds(pid) for name, pid in cpu_pids.items()}
+        started = time.monotonic()
         measuring.set()
         for proc in procs:
             await tell(proc, "go")
         await asyncio.gather(*(send(call) for call in clients))
-        for call in clients:
-            await call.close()  # the edge's ticks stop, so the receivers end
         for proc in procs:
             assert proc.stdout is not None
             assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "done"
+        cpu = {
+            name: round((cpu_seconds(pid) - cpu_before[name]) / (time.monotonic() - started), 2)
+            for name, pid in cpu_pids.items()
+        }
+        for call in clients:
+            await call.close()  # the edge's ticks stop, so the receivers end
         await asyncio.gather(*receivers)
         lag_after = await landing_pauses(c.base)
     finally:
@@ -321,12 +334,19 @@ async def relay(
         "client_to_agent_bus_ms": stats(delays),
         "landing_while_measuring": {k: lag_after[k] - lag_before[k] for k in lag_after},
         "client_loop_lag_ms": stats(own_lag),
+        "cores_used_while_sending": cpu,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def landing_pauses(base: str) -> dict[str, float]:
     """The landing's loop-lag and garbage-collection histograms, as counts of
-    pauses over 20 and 50 ms (see voxfleet/observability/pauses.py)."""
+    pauses over 5, 10, 20 and 50 ms (see voxfleet/observability/pauses.py)."""
     lag = await metrics_of(base, "voxfleet_event_loop_lag_seconds_bucket")
     gc = await metrics_of(base, "voxfleet_gc_pause_seconds_bucket")
 
@@ -337,6 +357,8 @@ async def landing_pauses(base: str) -> dict[str, float]:
 
     return {
         "loop_lag_samples": sum(v for k, v in lag.items() if 'le="+Inf"' in k),
+        "loop_lags_over_5ms": over(lag, "0.005"),
+        "loop_lags_over_10ms": over(lag, "0.01"),
         "loop_lags_over_20ms": over(lag, "0.02"),
         "loop_lags_over_50ms": over(lag, "0.05"),
         "gc_pauses_over_20ms": over(gc, "0.02"),

@@ -79,6 +79,10 @@ class RedisServer:
         return self._dir / "cert.pem"
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
