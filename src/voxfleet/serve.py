@@ -157,7 +157,9 @@ def run_roles(
         while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes a flag
             await asyncio.sleep(0.05)
         if server.started:
+            gc_pauses.uninstall()  # this one collection is on purpose: no warning
             log.info("start-up objects frozen", objects=freeze_startup_objects())
+            gc_pauses.install()
             url = _url(settings.host, settings.port)
             admin_url = _url(settings.admin_host, settings.admin_port) if companions else None
             names = ", ".join(sorted(r.value for r in roles))
