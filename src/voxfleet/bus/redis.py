@@ -20,7 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
-from voxfleet.aio import cancel_and_wait
+from voxfleet.aio import cancel_and_wait, closed_transport
 from voxfleet.bus.base import Bus, QueuedSubscription, Subscription
 from voxfleet.bus.memory import QUEUE_LIMIT
 from voxfleet.errors import BusUnavailable, ConfigError, VoxfleetError
@@ -160,6 +160,10 @@ class RedisBus(Bus):
                 return bool(await self._redis.ping())
         except _REDIS_ERRORS:
             return False
+        except RuntimeError as e:
+            if not closed_transport(e):
+                raise
+            return False
 
     async def publish(self, topic: str, message: bytes) -> None:
         """Publishes of one event-loop tick leave together in one pipeline (a
@@ -268,7 +272,9 @@ class RedisBus(Bus):
             try:
                 async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                     await conn.send_command(*args, check_health=False)
-            except _REDIS_ERRORS as e:
+            except (*_REDIS_ERRORS, RuntimeError) as e:
+                if isinstance(e, RuntimeError) and not closed_transport(e):
+                    raise
                 log.debug(
                     "bus command not sent", bus=self._name, command=command, error=_describe(e)
                 )

@@ -23,6 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from voxfleet.aio import closed_transport
 from voxfleet.dispatch.base import (
     TOMBSTONE_SECONDS,
     AgentInfo,
@@ -44,7 +45,9 @@ R = TypeVar("R")
 def _wrapped(
     method: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Redis errors leave this module as DispatchUnavailable (retryable)."""
+    """Redis errors leave this module as DispatchUnavailable (retryable), and
+    so does uvloop's RuntimeError for a write on a connection Redis closed (an
+    agent's claim loop died of it when Redis restarted)."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -52,6 +55,10 @@ def _wrapped(
             return await method(*args, **kwargs)
         except (RedisError, OSError) as e:
             raise DispatchUnavailable(f"redis: {e}") from e
+        except RuntimeError as e:
+            if not closed_transport(e):
+                raise
+            raise DispatchUnavailable(f"redis: connection closed: {e}") from e
 
     return call
 
