@@ -283,14 +283,10 @@ def main() -> None:
     parser.add_argument("--mode", choices=["drain", "kill"], default="drain")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="voxfleet-bench-"))
-    shape = {
-        "failover": {"agents": 3, "capacity": 2},
-        "drain": {"agents": 3, "capacity": 8},
-        "landing": {"agents": 2, "capacity": 8},
-    }[args.which]
+    agents, capacity = {"failover": (3, 2), "drain": (3, 8), "landing": (2, 8)}[args.which]
     env = {"VOXFLEET_RESUME_WINDOW_SECONDS": "15", "VOXFLEET_CALLER_GONE_SECONDS": "20"}
     with (
-        cluster(work, POSTGRES, **shape, **env) as c,
+        cluster(work, POSTGRES, agents, capacity, **env) as c,
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as r,
     ):
         if args.which == "failover":
@@ -299,6 +295,7 @@ def main() -> None:
             result = r.run(drain(c, args.calls or 10))
         else:
             result = r.run(landing(c, args.calls or 8, args.mode))
+    shape = {"agents": agents, "capacity": capacity}
     print(json.dumps({"benchmark": args.which, "machine": machine(), **shape, **result}, indent=2))
 
 

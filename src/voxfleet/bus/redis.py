@@ -16,7 +16,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from voxfleet.aio import Backoff, TaskSet
+from voxfleet.aio import Backoff, TaskSet, closed_transport
 from voxfleet.bus.base import Bus, QueuedSubscription, Subscription
 from voxfleet.bus.memory import QUEUE_LIMIT
 from voxfleet.bus.redis_publisher import (
@@ -118,6 +118,10 @@ class RedisBus(Bus):
                 return bool(await self._redis.ping())
         except REDIS_ERRORS:
             return False
+        except RuntimeError as e:
+            if not closed_transport(e):
+                raise
+            return False
 
     async def publish(self, topic: str, message: bytes) -> None:
         """Batched with the other publishes of this event-loop tick
@@ -172,7 +176,9 @@ class RedisBus(Bus):
             try:
                 async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                     await conn.send_command(*args, check_health=False)
-            except REDIS_ERRORS as e:
+            except (*REDIS_ERRORS, RuntimeError) as e:
+                if isinstance(e, RuntimeError) and not closed_transport(e):
+                    raise
                 log.debug(
                     "bus command not sent", bus=self._name, command=command, error=describe(e)
                 )

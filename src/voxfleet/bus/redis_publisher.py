@@ -16,7 +16,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
-from voxfleet.aio import Backoff, TaskSet
+from voxfleet.aio import Backoff, TaskSet, closed_transport
 from voxfleet.errors import BusUnavailable, ConfigError, VoxfleetError
 from voxfleet.observability.logging import get_logger
 
@@ -107,7 +107,9 @@ class BatchPublisher:
                             pipe.publish(channel, message)
                         await pipe.execute()
                 break
-            except _REFUSED as e:  # Redis did not take the batch: safe to send again
+            except (*_REFUSED, RuntimeError) as e:  # not taken by Redis: safe to send again
+                if isinstance(e, RuntimeError) and not closed_transport(e):
+                    raise
                 pause = backoff.next_delay()
                 if misconfigured(e) or loop.time() + pause >= deadline:
                     error = failure("publish", e)

@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from voxfleet.aio import closed_transport
 from voxfleet.errors import DispatchUnavailable, VoxfleetError
 
 P = ParamSpec("P")
@@ -33,6 +34,12 @@ def wrapped(
             raise DispatchUnavailable(f"redis: {e}") from e
         except RedisError as e:
             raise VoxfleetError(f"redis refused a dispatch command: {e}", code="dispatch") from e
+        except RuntimeError as e:
+            # uvloop's error for a write on a connection Redis already closed:
+            # nothing was sent, so it is the outage it looks like.
+            if not closed_transport(e):
+                raise
+            raise DispatchUnavailable(f"redis: connection closed: {e}") from e
 
     return call
 
