@@ -23,7 +23,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from voxfleet.providers.registry import KINDS, REGISTRY
+from voxfleet.errors import ConfigError
+from voxfleet.providers.endpoints import load_endpoints
+from voxfleet.providers.registry import KINDS, check_chain
 
 ENV_PREFIX = "VOXFLEET_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the known dev default
@@ -151,9 +153,20 @@ class Settings(BaseSettings):
         "(local: the shipped models; scripted: set timings, for tests).",
     )
     vad: str | None = Field(None, description="Voice activity detection provider.")
-    stt: str | None = Field(None, description="Speech-to-text provider.")
-    llm: str | None = Field(None, description="Language model provider.")
-    tts: str | None = Field(None, description="Text-to-speech provider.")
+    stt: str | None = Field(
+        None, description="Speech-to-text provider, or a fallback chain: names separated by commas."
+    )
+    llm: str | None = Field(None, description="Language model provider, or a fallback chain.")
+    tts: str | None = Field(None, description="Text-to-speech provider, or a fallback chain.")
+    endpoints_file: Path | None = Field(
+        None, description="TOML file of hosted endpoints (Azure OpenAI, OpenAI-compatible)."
+    )
+    breaker_failures: int = Field(
+        3, ge=1, description="Failures in a row that open a provider's circuit breaker."
+    )
+    breaker_cooldown_seconds: float = Field(
+        10.0, gt=0, description="How long an open breaker skips its provider before a probe."
+    )
     stt_threads: int = Field(2, ge=1)
     llm_threads: int = Field(2, ge=1)
     llm_context: int = Field(2048, ge=256)
@@ -229,18 +242,24 @@ class Settings(BaseSettings):
                 "caller_gone_seconds: must be longer than resume_window_seconds "
                 f"({self.resume_window_seconds}), or rooms end while their caller may resume"
             )
+        try:
+            endpoints = load_endpoints(self.endpoints_file)
+        except ConfigError as e:
+            raise ValueError(e.message) from e
         for kind in KINDS:
-            name = self.provider_for(kind)
-            if name not in REGISTRY[kind]:
+            try:
+                check_chain(kind, self.chain_for(kind), endpoints)
+            except ConfigError as e:
                 field = kind if getattr(self, kind) is not None else "providers"
-                known = ", ".join(sorted(REGISTRY[kind]))
-                raise ValueError(f"{field}: no {kind} provider named {name!r}; known: {known}")
+                raise ValueError(f"{field}: {e.message}") from e
         return self
 
-    def provider_for(self, kind: str) -> str:
-        """The provider named for capability ``kind`` (vad, stt, llm, tts)."""
+    def chain_for(self, kind: str) -> list[str]:
+        """The providers named for capability ``kind`` (vad, stt, llm, tts), in
+        the order they are tried."""
         named: str | None = getattr(self, kind)
-        return named if named is not None else self.providers
+        value = named if named is not None else self.providers
+        return [name.strip() for name in value.split(",") if name.strip()]
 
     def _check_admin_key(self, key: str, secret_key: str) -> None:
         if len(key) < ADMIN_KEY_MIN_LENGTH:

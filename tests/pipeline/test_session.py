@@ -133,15 +133,19 @@ class Harness:
         greeting: str = "Hi.",
         state: ConversationState | None = None,
         stt: ScriptedSTT | None = None,
+        using: Providers | None = None,
+        agent: Profile | None = None,
     ) -> None:
         self.link = RecordingLink()
         self.sink = ListSink()
         self.states = DictStates()
         self.state = state or ConversationState(room_id="r1", profile="test")
+        self.profile = agent or profile(greeting)
+        self.providers = using or providers(stt)
         self.session = RoomSession(
             self.state,
-            profile(greeting),
-            providers(stt),
+            self.profile,
+            self.providers,
             self.link,
             self.link,
             self.states,
@@ -150,6 +154,7 @@ class Harness:
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Harness:
+        await self.providers.prepare_phrases([self.profile.apology, self.profile.unavailable])
         self.task = asyncio.create_task(self.session.run(), name="session")
         return self
 

@@ -3,6 +3,8 @@ _TTS), loads only when chosen, and a wrong name is refused with what is known.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from voxfleet.errors import ConfigError
@@ -21,16 +23,18 @@ def test_one_capability_switches_alone(kind: str) -> None:
     providers = build_providers(_settings(**{kind: "local"}))
     for other in KINDS:
         chosen = "local" if other == kind else "scripted"
-        assert type(getattr(providers, other)) is provider_class(other, chosen)
+        served = getattr(providers, other)
+        loaded = served if other == "vad" else served.members[0]  # the others are chains
+        assert type(loaded) is provider_class(other, chosen)
 
 
 def test_the_default_names_every_capability() -> None:
     settings = _settings(stt="local")
-    assert [settings.provider_for(k) for k in KINDS] == [
-        "scripted",
-        "local",
-        "scripted",
-        "scripted",
+    assert [settings.chain_for(k) for k in KINDS] == [
+        ["scripted"],
+        ["local"],
+        ["scripted"],
+        ["scripted"],
     ]
 
 
@@ -50,3 +54,61 @@ def test_a_provider_that_cannot_load_says_why(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(REGISTRY["tts"], "local", "voxfleet.providers.not_installed:PiperTTS")
     with pytest.raises(ConfigError, match=r"tts: provider 'local' cannot load .*voxfleet\[local\]"):
         provider_class("tts", "local")
+
+
+ENDPOINTS = """
+[endpoint.azure-east]
+api = "azure"
+url = "https://east.example.openai.azure.com"
+api_version = "2024-10-21"
+auth = "none"
+llm = "gpt-4o-mini"
+"""
+
+
+async def test_a_chain_names_endpoints_and_built_in_providers(tmp_path: Path) -> None:
+    from voxfleet.providers.hosted.llm import HostedLLM
+    from voxfleet.providers.scripted import ScriptedLLM
+
+    endpoints = tmp_path / "endpoints.toml"
+    endpoints.write_text(ENDPOINTS)
+    settings = _settings(llm=" azure-east , scripted", endpoints_file=str(endpoints))
+    assert settings.chain_for("llm") == ["azure-east", "scripted"]
+    providers = build_providers(settings)
+    try:
+        assert [type(p) for p in providers.llm.members] == [HostedLLM, ScriptedLLM]
+        assert providers.llm.name == "azure-east+scripted-llm"
+    finally:
+        await providers.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (
+            {"llm": "azure-west,scripted"},
+            "llm: no llm provider named 'azure-west'; known: local, scripted, azure-east",
+        ),
+        (
+            {"stt": "azure-east"},
+            "stt: no stt provider named 'azure-east'; known: local, scripted \\[",
+        ),
+        ({"vad": "scripted,local"}, "vad: voice activity detection runs in-process"),
+        ({"llm": "scripted,scripted"}, "llm: a llm provider is named twice"),
+        ({"llm": " , "}, "llm: name at least one llm provider"),
+    ],
+)
+def test_a_wrong_chain_is_refused_by_name(
+    tmp_path: Path, overrides: dict[str, str], says: str
+) -> None:
+    endpoints = tmp_path / "endpoints.toml"
+    endpoints.write_text(ENDPOINTS)
+    with pytest.raises(ValueError, match=says):
+        _settings(endpoints_file=str(endpoints), **overrides)
+
+
+def test_a_wrong_endpoints_file_is_refused_at_start_up(tmp_path: Path) -> None:
+    endpoints = tmp_path / "endpoints.toml"
+    endpoints.write_text('[endpoint.x]\nurl = "https://x"\nllm = "m"\n')
+    with pytest.raises(ValueError, match=r"endpoint\.x: api_key_file: required when auth = 'key'"):
+        _settings(endpoints_file=str(endpoints))

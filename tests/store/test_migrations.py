@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voxfleet.errors import ConfigError
-from voxfleet.store import create_engine, migrate
+from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.store.db import alembic_config
 from voxfleet.store.models import Base
 
@@ -53,7 +53,7 @@ async def test_migrating_again_is_a_no_op_at_head(engine: AsyncEngine) -> None:
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     async with engine.connect() as connection:
-        assert await connection.run_sync(current_revision) == head == "0001"
+        assert await connection.run_sync(current_revision) == head == "0002"
 
 
 async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
@@ -74,6 +74,29 @@ async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as connection:
         assert await connection.run_sync(schema_diff) == []
+
+
+async def test_turns_written_before_tools_were_recorded_read_back_with_none(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda c: command.upgrade(alembic_config(c), "0001"))
+        await connection.execute(
+            text(
+                "INSERT INTO calls (id, profile, status, created_at) "
+                "VALUES ('c_0123456789abcdef', 'default', 'ended', CURRENT_TIMESTAMP)"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO turns (call_id, seq, speaker, text, interrupted, started_at, ended_at)"
+                " VALUES ('c_0123456789abcdef', 0, 'agent', 'Hi.', false, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    await migrate(engine)
+    call = await CallStore(session_factory(engine)).get_call("c_0123456789abcdef")
+    assert call is not None and [(t.text, t.tools) for t in call.turns] == [("Hi.", [])]
 
 
 async def test_ddl_rolls_back_with_its_transaction(engine: AsyncEngine) -> None:

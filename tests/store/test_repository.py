@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voxfleet.domain.calls import CallStatus, EndReason, LatencyMarks, Speaker, Turn
+from voxfleet.domain.calls import CallStatus, EndReason, LatencyMarks, Speaker, ToolUse, Turn
 from voxfleet.errors import NotFound, StoreUnavailable, VoxfleetError
 from voxfleet.store import CallRecord, CallStore, create_engine, migrate, session_factory
 from voxfleet.store.db import translate_unavailable
@@ -145,6 +146,18 @@ async def test_add_turn_again_with_the_same_seq_replaces_it(store: CallStore) ->
     record = await store.get_call("c_1")
     assert record is not None
     assert record.turns == [turn(0, "We open at 7 am.", marks=LatencyMarks(speech_end=T0))]
+
+
+async def test_a_turn_keeps_the_tools_it_called(store: CallStore) -> None:
+    await store.create_call("c_1", "default", T0)
+    used = [
+        ToolUse("lookup", {"query": "opening hours"}, "Opening hours: 7 to 6."),
+        ToolUse("end_call", {}, "The call will end after this reply. Say goodbye."),
+    ]
+    await store.add_turn(replace(turn(0, "We open at 7. Goodbye!"), tools=used))
+
+    record = await store.get_call("c_1")
+    assert record is not None and record.turns[0].tools == used
 
 
 async def test_turns_come_back_ordered_by_seq(store: CallStore) -> None:

@@ -6,6 +6,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class CallStatus(StrEnum):
@@ -20,6 +21,7 @@ class EndReason(StrEnum):
     FLOOD = "flood"  # the client sent frames faster than real time
     PROTOCOL_ERROR = "protocol_error"  # the client kept sending bad frames
     MAX_DURATION = "max_duration"
+    AGENT_ENDED = "agent_ended"  # the agent said goodbye and hung up (its end-the-call tool)
     AGENT_ERROR = "agent_error"
     NO_AGENT = "no_agent"  # no agent attached in time
     NEVER_CONNECTED = "never_connected"  # the token expired unused
@@ -68,6 +70,18 @@ class LatencyMarks:
         return out
 
 
+@dataclass(slots=True, frozen=True)
+class ToolUse:
+    """A tool the agent called during a turn: its arguments and what it got back."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments, "result": self.result}
+
+
 @dataclass(slots=True)
 class Turn:
     call_id: str
@@ -78,3 +92,4 @@ class Turn:
     ended_at: float
     interrupted: bool = False
     marks: LatencyMarks = field(default_factory=LatencyMarks)
+    tools: list[ToolUse] = field(default_factory=list)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import tomllib
 from importlib.resources import files
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from voxfleet.errors import ConfigError
 
@@ -24,6 +25,18 @@ class GenerationSettings(BaseModel):
     history_turns: int = Field(8, ge=0, le=64)
 
 
+class Snippet(BaseModel):
+    """One piece of what the agent knows, for its lookup tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=4000)
+
+
+ToolName = Literal["end_call", "lookup"]
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +47,27 @@ class Profile(BaseModel):
     voice: str = "joe"
     speaking_rate: float = Field(1.0, ge=0.5, le=2.0)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    # Said at once, from audio synthesized at start-up, when a provider fails
+    # mid-reply (the answer follows from the next provider of the chain) ...
+    apology: str = Field("Sorry, one moment.", min_length=1, max_length=200)
+    # ... and when every provider of the chain failed.
+    unavailable: str = Field(
+        "Sorry, I can't answer that right now. Please say it again in a moment.",
+        min_length=1,
+        max_length=200,
+    )
+    # Tools the model may call (with a provider that can call tools): end_call
+    # hangs up after the reply; lookup searches the knowledge snippets.
+    tools: list[ToolName] = Field(default_factory=list)
+    knowledge: list[Snippet] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="after")
+    def _lookup_needs_knowledge(self) -> Profile:
+        if "lookup" in self.tools and not self.knowledge:
+            raise ValueError(
+                "the lookup tool needs knowledge snippets ([[profile.<name>.knowledge]])"
+            )
+        return self
 
 
 class Profiles:
@@ -48,6 +82,10 @@ class Profiles:
 
     def names(self) -> list[str]:
         return sorted(self._profiles)
+
+    def phrases(self) -> set[str]:
+        """What every profile may say without a provider: synthesized at start-up."""
+        return {text for p in self._profiles.values() for text in (p.apology, p.unavailable)}
 
 
 def parse_profiles(text: str, source: str) -> dict[str, Profile]:
@@ -66,8 +104,10 @@ def parse_profiles(text: str, source: str) -> dict[str, Profile]:
             profiles[name] = Profile.model_validate({"name": name, **body})
         except ValidationError as e:
             first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{source}: profile.{name}.{where}: {first['msg']}") from e
+            where = "".join(f".{p}" for p in first["loc"])
+            raise ConfigError(
+                f"{source}: profile.{name}{where}: {first['msg'].removeprefix('Value error, ')}"
+            ) from e
     return profiles
 
 

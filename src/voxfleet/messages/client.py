@@ -3,7 +3,8 @@
 Every text frame is one JSON object with a ``type``. The server sends
 ``ServerMessage``s; a client sends ``ClientMessage``s (today only ``end``).
 Agents produce the ``AgentMessage`` part of what a caller sees; the edge adds
-``ready`` and ``ended`` and relays the rest unchanged."""
+``ready`` and ``ended`` and relays the rest unchanged (but ``hang_up``, which
+it turns into ``ended``)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,14 @@ class Ended(_Message):
     reason: str
 
 
+class HangUp(_Message):
+    """The agent ends the call (it said goodbye: the end-the-call tool). Sent
+    after the goodbye's audio; the edge ends the call, and the caller gets
+    ``ended`` with reason ``agent_ended`` (this message is not relayed)."""
+
+    type: Literal["hang_up"] = "hang_up"
+
+
 class End(_Message):
     """The client hangs up. Fields a newer client adds are ignored."""
 
@@ -86,7 +95,9 @@ class End(_Message):
     type: Literal["end"] = "end"
 
 
-AgentMessage = Annotated[State | Transcript | Interrupt | Error, Field(discriminator="type")]
+AgentMessage = Annotated[
+    State | Transcript | Interrupt | Error | HangUp, Field(discriminator="type")
+]
 ServerMessage = Annotated[
     Ready | State | Transcript | Interrupt | Error | Reconnect | Ended,
     Field(discriminator="type"),

@@ -18,7 +18,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from voxfleet.errors import MalformedMessage
-from voxfleet.messages.client import Error, Interrupt, State, Transcript
+from voxfleet.messages.client import Error, HangUp, Interrupt, State, Transcript
 
 AUDIO = b"A"
 JSON = b"J"
@@ -102,7 +102,7 @@ class Heard(_Message):
 
 
 DownMessage = Annotated[
-    Attached | State | Transcript | Interrupt | Error, Field(discriminator="type")
+    Attached | State | Transcript | Interrupt | Error | HangUp, Field(discriminator="type")
 ]
 UpMessage = Hangup
 ControlMessage = Annotated[

@@ -8,11 +8,14 @@ query string) and the values of fields named like secrets."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -76,6 +79,21 @@ class _ConsoleFormatter(logging.Formatter):
         return line
 
 
+_BOUND: ContextVar[dict[str, Any] | None] = ContextVar("log_fields", default=None)
+
+
+@contextlib.contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to every line logged in this context, and in the tasks it
+    starts (a room's session binds its room id, so a provider's fault is logged
+    with the call it hurt)."""
+    token = _BOUND.set({**(_BOUND.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
+
+
 class Logger:
     """A thin wrapper so call sites pass fields as keywords."""
 
@@ -84,6 +102,9 @@ class Logger:
 
     def _emit(self, level: int, msg: str, exc: bool, fields: dict[str, Any]) -> None:
         if self._log.isEnabledFor(level):
+            context = _BOUND.get()
+            if context:
+                fields = {**context, **fields}
             self._log.log(level, msg, exc_info=exc, extra={"fields": fields}, stacklevel=3)
 
     def debug(self, msg: str, **fields: Any) -> None:

@@ -15,7 +15,30 @@ PROVIDER_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PROVIDER_ERRORS = Counter(
-    "voxfleet_provider_errors_total", "Provider calls that failed.", ["kind", "provider"]
+    "voxfleet_provider_errors_total",
+    "Provider attempts that failed, by error code (provider_timeout: no first token, "
+    "transcript or audio in time; provider_unavailable: refused, 5xx, 429; provider: "
+    "anything else, a broken stream or silent audio included).",
+    ["kind", "provider", "code"],
+)
+PROVIDER_FALLBACKS = Counter(
+    "voxfleet_provider_fallbacks_total",
+    "Requests a fallback chain moved from one provider to the next.",
+    ["kind", "from_provider", "to_provider"],
+)
+PROVIDER_BREAKER_STATE = Gauge(
+    "voxfleet_provider_breaker_state",
+    "Circuit breaker of a provider in a chain: 0 closed, 1 half-open (probing), 2 open.",
+    ["kind", "provider"],
+)
+PROVIDER_BREAKER_CHANGES = Counter(
+    "voxfleet_provider_breaker_changes_total",
+    "Circuit breaker changes, by the state entered.",
+    ["kind", "provider", "state"],
+)
+APOLOGIES = Counter(
+    "voxfleet_apologies_total",
+    "Replies in which the agent apologised for a provider fault (pre-synthesized audio).",
 )
 VOICE_TO_VOICE_SECONDS = Histogram(
     "voxfleet_voice_to_voice_seconds",

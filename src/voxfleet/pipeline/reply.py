@@ -2,7 +2,14 @@
 synthesize and play. Production starts as soon as the reply exists (possibly
 speculatively, at a pause in the caller's speech) in a task the reply owns;
 playback waits for ``release()``, which the session calls once the caller's
-turn is really over. Synthesis of chunk N+1 overlaps playback of chunk N."""
+turn is really over. Synthesis of chunk N+1 overlaps playback of chunk N.
+
+The model may call the profile's tools (pipeline/tools.py) for a bounded
+number of rounds. When a provider gives up mid-reply, the reply queues the
+profile's apology at once (audio made at start-up, so it needs no provider)
+while the chain falls back; when every provider failed, or the model said
+nothing that can be spoken, it says the profile's "unavailable" phrase. Only
+what was played counts as said: nothing else enters the history or the store."""
 
 from __future__ import annotations
 
@@ -16,9 +23,12 @@ from voxfleet.domain.calls import LatencyMarks
 from voxfleet.domain.conversation import HistoryItem
 from voxfleet.domain.profiles import Profile
 from voxfleet.errors import ProviderError
+from voxfleet.observability.metrics import APOLOGIES
 from voxfleet.pipeline.chunker import ClauseChunker, speakable
 from voxfleet.pipeline.playout import Playout
-from voxfleet.providers.base import ChatMessage, GenerationParams, Providers
+from voxfleet.pipeline.tools import MAX_ROUNDS, Toolbox
+from voxfleet.providers.base import ProviderFault, Providers
+from voxfleet.providers.chat import ChatMessage, GenerationParams, ToolCall
 
 SendAudio = Callable[[bytes], Awaitable[None]]
 OnChunk = Callable[[str], Awaitable[None]]
@@ -71,6 +81,9 @@ class Reply:
         self.started_at: float | None = None
         self.spoken_chunks: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self.tools = Toolbox(profile)
+        self._apologized = False
+        self._queued_speech = False  # some chunk of this reply was synthesized
 
     def start(self, tasks: TaskSet) -> None:
         """Begin producing, in a task of ``tasks``."""
@@ -118,39 +131,74 @@ class Reply:
         failure ends production early; it is kept in ``failure``."""
         try:
             if self._audio is not None:
-                self._text = await self._providers.stt.transcribe(self._audio)
+                self._text = await self._providers.stt.transcribe(self._audio, self._fault)
                 self.marks.stt_done = self._clock()
                 self._heard.set()
             if self._fixed_text is not None:
                 await self._synthesize(self._fixed_text)
             elif self._text:
                 await self._generate(self._text)
+                if not self._queued_speech and not self.tools.end_requested:
+                    raise ProviderError("the model's reply had nothing to speak")
         except ProviderError as e:
             self.failure = e
+            self._say_canned(self._profile.unavailable)
         finally:
             self._heard.set()
             self._chunks.put_nowait(_END)
+
+    def _fault(self, fault: ProviderFault) -> None:
+        """A provider gave up on this reply: apologise now, once; the chain is
+        already asking the next provider."""
+        if not fault.retrying and not self._apologized:
+            self._apologized = True
+            if self._say_canned(self._profile.apology):
+                APOLOGIES.inc()
+
+    def _say_canned(self, text: str) -> bool:
+        pcm = self._providers.canned.get(text)
+        if pcm is None:
+            return False
+        self._queued_speech = True
+        self._chunks.put_nowait((text, pcm))
+        return True
 
     async def _generate(self, user_text: str) -> None:
         gen = self._profile.generation
         messages = chat_messages(self._profile, self._history, user_text)
         params = GenerationParams(gen.temperature, gen.top_p, gen.max_tokens, gen.repeat_penalty)
-        chunker = ClauseChunker()
-        async for piece in self._providers.llm.stream(messages, params):
-            if self.marks.llm_first_token is None:
-                self.marks.llm_first_token = self._clock()
-            for chunk in chunker.push(piece):
+        for round_ in range(MAX_ROUNDS + 1):
+            offered = self.tools.specs if round_ < MAX_ROUNDS else []  # then it must answer
+            chunker = ClauseChunker()
+            text: list[str] = []
+            calls: list[ToolCall] = []
+            async for piece in self._providers.llm.stream(messages, params, offered, self._fault):
+                if isinstance(piece, ToolCall):
+                    calls.append(piece)
+                    continue
+                if self.marks.llm_first_token is None and piece:
+                    self.marks.llm_first_token = self._clock()
+                text.append(piece)
+                for chunk in chunker.push(piece):
+                    await self._synthesize(chunk)
+            for chunk in chunker.flush():
                 await self._synthesize(chunk)
-        for chunk in chunker.flush():
-            await self._synthesize(chunk)
+            if not calls or not offered:
+                return
+            messages.append(ChatMessage("assistant", "".join(text), tool_calls=tuple(calls)))
+            for call in calls:
+                messages.append(ChatMessage("tool", self.tools.run(call), tool_call_id=call.id))
+            if self.tools.end_requested and "".join(text).strip():
+                return  # it said goodbye with the call: nothing more to ask it
 
     async def _synthesize(self, text: str) -> None:
         spoken = speakable(text)
         if not spoken:
             return
-        pcm = await self._providers.tts.synthesize(spoken, self._profile.speaking_rate)
+        pcm = await self._providers.tts.synthesize(spoken, self._profile.speaking_rate, self._fault)
         if self.marks.tts_first_audio is None:
             self.marks.tts_first_audio = self._clock()
+        self._queued_speech = True
         self._chunks.put_nowait((spoken, pcm))
 
     # -- playback ---------------------------------------------------------

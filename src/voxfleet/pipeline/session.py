@@ -20,7 +20,7 @@ from voxfleet.domain.calls import EndReason
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profile
 from voxfleet.errors import LeaseLost, RoomEnded
-from voxfleet.observability.logging import get_logger
+from voxfleet.observability.logging import bound, get_logger
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.pipeline.ports import (
     AudioIn,
@@ -66,6 +66,7 @@ class RoomSession:
             self._tasks,
             on_idle=self._check_idle,
             on_lost=self._lost_room,
+            on_hang_up=lambda: self.end(EndReason.AGENT_ENDED.value),
             clock=clock,
         )
         start = StreamPosition(state.audio_epoch, state.audio_seq)
@@ -83,14 +84,15 @@ class RoomSession:
     async def run(self) -> None:
         """Serve the room until the caller hangs up or is gone, the call ends,
         or ``stop()``."""
-        serve = self._tasks.spawn(self._serve(), "serve")
-        stopped = self._tasks.spawn(self._stopped.wait(), "stopped")
-        try:
-            await asyncio.wait([serve, stopped], return_when=asyncio.FIRST_COMPLETED)
-            if serve.done() and not serve.cancelled() and (error := serve.exception()):
-                raise error
-        finally:
-            await self._close()
+        with bound(room=self.state.room_id):  # on every line its tasks log
+            serve = self._tasks.spawn(self._serve(), "serve")
+            stopped = self._tasks.spawn(self._stopped.wait(), "stopped")
+            try:
+                await asyncio.wait([serve, stopped], return_when=asyncio.FIRST_COMPLETED)
+                if serve.done() and not serve.cancelled() and (error := serve.exception()):
+                    raise error
+            finally:
+                await self._close()
 
     def stop(self) -> None:
         """Leave the room now (the lease moved on): no hangup, nothing saved."""

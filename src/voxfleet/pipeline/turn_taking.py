@@ -22,7 +22,7 @@ from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.domain.conversation import ConversationState, HistoryItem
 from voxfleet.domain.profiles import Profile
 from voxfleet.errors import LeaseLost, ProviderError, RoomEnded
-from voxfleet.messages.client import AgentState, Error, Interrupt, State, Transcript
+from voxfleet.messages.client import AgentState, Error, HangUp, Interrupt, State, Transcript
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import BARGE_INS, VOICE_TO_VOICE_SECONDS
 from voxfleet.pipeline.ports import OutboundLink, TurnSink
@@ -51,13 +51,16 @@ class TurnTaker:
         tasks: TaskSet,
         on_idle: Callable[[], None],
         on_lost: Callable[[LeaseLost | RoomEnded], None],
+        on_hang_up: Callable[[], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``on_idle``: called when no reply is left; ``on_lost``: a save found
-        the room is no longer ours, or the call over."""
+        the room is no longer ours, or the call over; ``on_hang_up``: the agent
+        ended the call (its goodbye is said)."""
         self.state = state
         self._on_idle = on_idle
         self._on_lost = on_lost
+        self._on_hang_up = on_hang_up
         self._profile = profile
         self._providers = providers
         self._link = link
@@ -146,11 +149,13 @@ class TurnTaker:
         await self._say_state("thinking")
         try:
             text = await active.reply.transcript()
-        except ProviderError as e:
-            await self._drop(active, e)
+        except ProviderError:
+            # No provider could transcribe it: the caller hears the reply's
+            # apology and "unavailable" phrase, and may say it again.
+            await self._play(active, speech_end)
             return
         if not text:  # noise, not words: nothing to answer
-            await self._drop(active, None)
+            await self._drop(active)
             return
         seq = self.state.take_seq()
         self.state.add_user(text)
@@ -193,10 +198,8 @@ class TurnTaker:
             await self._provider_failed(reply.failure)
         await self._finish(active, interrupted=False)
 
-    async def _drop(self, active: _Active, failure: ProviderError | None) -> None:
+    async def _drop(self, active: _Active) -> None:
         await active.reply.cancel()
-        if failure is not None:
-            await self._provider_failed(failure)
         if self._active is active:
             self._active = None
             self._on_idle()
@@ -251,8 +254,13 @@ class TurnTaker:
                 ended_at=now,
                 interrupted=interrupted,
                 marks=marks,
+                tools=reply.tools.uses,
             )
             await self._sink.record(turn)
+        if reply.tools.end_requested and not interrupted:
+            log.info("the agent ends the call", room=self.state.room_id)
+            await self._link.send(HangUp())
+            self._on_hang_up()
 
     def prefill(self) -> None:
         """Let the LLM evaluate the prompt so far while the caller talks."""

@@ -4,17 +4,21 @@ A provider implements one underscore method and declares what it can do
 (``Capabilities``). The base owns the rest, in one place (``_call``): a
 deadline, retries with backoff for ``ProviderUnavailable`` only (a refused
 connection, a 5xx, a 429: the same request may work a moment later), wrapping
-library errors into ProviderError, and the latency and error metrics. An LLM
-stream is retried only before its first token: after that a retry would say
-part of the reply twice."""
+library errors into ProviderError, the latency and error metrics, and telling
+the caller's reply of each fault (``on_fault``: the reply apologises at once
+instead of leaving the caller in silence). An LLM's deadline runs to its first
+piece of output and is not restarted by bytes that carry none; a stream that
+then stalls fails too. An LLM stream is retried only before its first piece:
+after that a retry would say part of the reply twice (the fallback chain,
+providers/chain.py, continues it instead)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
 import numpy as np
@@ -22,12 +26,15 @@ import numpy as np
 from voxfleet.aio import Backoff
 from voxfleet.audio import INPUT_RATE, Float32Array, pcm16_to_float, resample
 from voxfleet.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import PROVIDER_ERRORS, PROVIDER_SECONDS
+from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec
 
 if TYPE_CHECKING:
     from voxfleet.settings import Settings
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,27 +44,43 @@ class Capabilities:
     streaming: bool = False  # results arrive piece by piece (tokens, audio)
     sample_rates: tuple[int, ...] = (INPUT_RATE,)  # audio it takes (VAD, STT) or makes (TTS)
     prompt_cache: bool = False  # an LLM that gains from prefill()
+    tools: bool = False  # an LLM that can call tools
 
 
 @dataclass(slots=True, frozen=True)
-class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
-    content: str
+class ProviderFault:
+    """One failed attempt of one provider, as the reply that made it learns of it."""
+
+    kind: str
+    provider: str
+    error: ProviderError
+    retrying: bool  # the same provider is asked again
 
 
-@dataclass(slots=True, frozen=True)
-class GenerationParams:
-    temperature: float
-    top_p: float
-    max_tokens: int
-    repeat_penalty: float = 1.0
+OnFault = Callable[[ProviderFault], None]
+
+
+def report(on_fault: OnFault | None, fault: ProviderFault) -> None:
+    """Count and log ``fault`` (the log line carries the call id bound by the
+    room's session), and tell the reply."""
+    PROVIDER_ERRORS.labels(fault.kind, fault.provider, fault.error.code).inc()
+    log.warning(
+        "provider fault",
+        kind=fault.kind,
+        provider=fault.provider,
+        code=fault.error.code,
+        error=fault.error.message,
+        retrying=fault.retrying,
+    )
+    if on_fault is not None:
+        on_fault(fault)
 
 
 class Provider(ABC):
     kind: ClassVar[str]
-    name: ClassVar[str] = "provider"
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    timeout: float = 15.0  # one attempt
+    name: str = "provider"  # in metrics and logs; an endpoint's providers use its name
+    capabilities: Capabilities = Capabilities()
+    timeout: float = 15.0  # one attempt (an LLM: to its first piece)
     attempts: int = 3  # for ProviderUnavailable only
 
     @classmethod
@@ -65,20 +88,29 @@ class Provider(ABC):
         """The provider as the process's settings configure it."""
         return cls()
 
-    async def _call(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
+    async def close(self) -> None:
+        """Release connections (a hosted provider's HTTP pool)."""
+        return None
+
+    async def _call(
+        self,
+        what: str,
+        work: Callable[[], Awaitable[T]],
+        on_fault: OnFault | None = None,
+        timeout: float | None = None,
+    ) -> T:
         """``work()`` under the deadline, retried while unavailable, measured."""
         backoff = Backoff(0.1, 1.0)
+        deadline = self.timeout if timeout is None else timeout
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(deadline):
                     result = await work()
             except TimeoutError as e:
-                error: ProviderError = ProviderTimeout(
-                    f"{self.name}: {what} took over {self.timeout}s"
-                )
+                error: ProviderError = ProviderTimeout(f"{self.name}: {what} took over {deadline}s")
                 error.__cause__ = e
             except ProviderError as e:
                 error = e
@@ -88,8 +120,9 @@ class Provider(ABC):
             else:
                 PROVIDER_SECONDS.labels(self.kind, self.name).observe(time.perf_counter() - started)
                 return result
-            PROVIDER_ERRORS.labels(self.kind, self.name).inc()
-            if not isinstance(error, ProviderUnavailable) or attempt >= self.attempts:
+            retrying = isinstance(error, ProviderUnavailable) and attempt < self.attempts
+            report(on_fault, ProviderFault(self.kind, self.name, error, retrying))
+            if not retrying:
                 raise error
             await backoff.sleep()
 
@@ -117,10 +150,14 @@ class VAD(Provider):
 
 class STT(Provider):
     kind = "stt"
+    per_audio_second: float = 0.0  # added to the deadline per second of speech
 
-    async def transcribe(self, audio: Float32Array) -> str:
+    async def transcribe(self, audio: Float32Array, on_fault: OnFault | None = None) -> str:
         """Text of ``audio`` (16 kHz mono float32 in [-1, 1])."""
-        text = await self._call("transcription", lambda: self._transcribe(audio))
+        deadline = self.timeout + self.per_audio_second * len(audio) / INPUT_RATE
+        text = await self._call(
+            "transcription", lambda: self._transcribe(audio), on_fault, deadline
+        )
         return text.strip()
 
     @abstractmethod
@@ -130,45 +167,54 @@ class STT(Provider):
 class LLM(Provider):
     kind = "llm"
     capabilities = Capabilities(streaming=True)
-    timeout = 10.0  # to the first token
+    timeout = 10.0  # to the first piece of output
+    stall_timeout = 10.0  # between pieces, once it has started
 
     async def stream(
-        self, messages: Sequence[ChatMessage], params: GenerationParams
-    ) -> AsyncIterator[str]:
-        """Text pieces of the reply as they are generated. Closing the iterator
-        (or cancelling its consumer) stops generation."""
-        current: list[AsyncGenerator[str, None]] = []  # the attempt's stream
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        tools: Sequence[ToolSpec] = (),
+        on_fault: OnFault | None = None,
+    ) -> AsyncIterator[Piece]:
+        """The reply as it is generated: text pieces, and the tools it calls (offered
+        only to a provider that can call them). Closing the iterator (or cancelling
+        its consumer) stops generation."""
+        offered = tools if self.capabilities.tools else ()
+        current: list[AsyncGenerator[Piece, None]] = []  # the attempt's stream
 
-        async def first() -> str | None:
+        async def first() -> Piece | None:
             if current:  # a retry: the failed stream is done
                 await current.pop().aclose()
-            current.append(self._stream(messages, params))
+            current.append(self._stream(messages, params, offered))
             try:
                 return await anext(current[0])
             except StopAsyncIteration:
                 return None
 
         try:
-            piece = await self._call("the first token", first)
+            piece = await self._call("the first token", first, on_fault)
             while piece is not None:
                 yield piece
                 try:
-                    piece = await anext(current[0])
+                    async with asyncio.timeout(self.stall_timeout):
+                        piece = await anext(current[0])
                 except StopAsyncIteration:
                     return
-                except (ProviderError, asyncio.CancelledError):
+                except asyncio.CancelledError:
                     raise
                 except Exception as e:
-                    PROVIDER_ERRORS.labels(self.kind, self.name).inc()
-                    raise ProviderError(f"{self.name}: generation failed: {e}") from e
+                    error = _broken(self.name, e, self.stall_timeout)
+                    report(on_fault, ProviderFault(self.kind, self.name, error, retrying=False))
+                    raise error from e
         finally:
             for pieces in current:
                 await pieces.aclose()
 
     @abstractmethod
     def _stream(
-        self, messages: Sequence[ChatMessage], params: GenerationParams
-    ) -> AsyncGenerator[str, None]: ...
+        self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
+    ) -> AsyncGenerator[Piece, None]: ...
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         """Hint that a prompt starting with ``messages`` comes next, so a provider
@@ -176,16 +222,41 @@ class LLM(Provider):
         return None
 
 
+def _broken(name: str, error: Exception, stall: float) -> ProviderError:
+    """What a stream that failed after its first piece raises."""
+    if isinstance(error, ProviderError):
+        return error
+    if isinstance(error, TimeoutError):
+        return ProviderTimeout(f"{name}: the stream stalled for {stall}s")
+    return ProviderError(f"{name}: the stream broke: {error}")
+
+
 class TTS(Provider):
     kind = "tts"
     sample_rate: int = 22050
 
-    async def synthesize(self, text: str, rate: float = 1.0) -> bytes:
-        """PCM16LE mono audio of ``text`` at ``self.sample_rate``."""
-        return await self._call("synthesis", lambda: self._synthesize(text, rate))
+    async def synthesize(
+        self, text: str, rate: float = 1.0, on_fault: OnFault | None = None
+    ) -> bytes:
+        """PCM16LE mono audio of ``text`` at ``self.sample_rate``. Audio that is
+        empty or silent is a fault: the caller would hear nothing."""
+
+        async def work() -> bytes:
+            pcm = await self._synthesize(text, rate)
+            if not audible(pcm):
+                raise ProviderError(f"{self.name}: no audible audio for {text[:40]!r}")
+            return pcm
+
+        return await self._call("synthesis", work, on_fault)
 
     @abstractmethod
     async def _synthesize(self, text: str, rate: float) -> bytes: ...
+
+
+def audible(pcm: bytes) -> bool:
+    """Whether PCM16LE audio has a sample louder than -50 dBFS."""
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
+    return bool(len(samples)) and int(np.max(np.abs(samples.astype(np.int32)))) > 100
 
 
 @dataclass(slots=True)
@@ -196,15 +267,35 @@ class Providers:
     stt: STT
     llm: LLM
     tts: TTS
+    canned: dict[str, bytes] = field(default_factory=dict)  # text -> its audio, made once
+
+    async def prepare_phrases(self, texts: Iterable[str]) -> None:
+        """Synthesize what the agent says when providers fail (apologies), now,
+        so saying it needs no provider. One that cannot be made is logged and
+        left out: the reply then only shows it as text."""
+        for text in sorted(set(texts) - set(self.canned)):
+            try:
+                self.canned[text] = await self.tts.synthesize(text)
+            except ProviderError as e:
+                log.error("phrase not synthesized", text=text, error=e.message)
+
+    async def close(self) -> None:
+        for provider in (self.vad, self.stt, self.llm, self.tts):
+            await provider.close()
 
     async def warm_up(self) -> None:
         """Run each model once so the first caller does not pay for lazy init.
-        The STT hears real speech: on silence Whisper can loop for seconds."""
+        The STT hears real speech: on silence Whisper can loop for seconds. A
+        provider that fails here is logged, not fatal: an agent starts while a
+        hosted endpoint is down, and its chain falls back."""
         stream = self.vad.stream()
         stream.probability(np.zeros(stream.window, dtype=np.float32))
-        pcm = await self.tts.synthesize("Hello there.")
-        speech = resample(pcm16_to_float(pcm), self.tts.sample_rate, INPUT_RATE)
-        await self.stt.transcribe(speech)
         params = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=2)
-        async for _ in self.llm.stream([ChatMessage("user", "Hi")], params):
-            pass
+        try:
+            pcm = await self.tts.synthesize("Hello there.")
+            speech = resample(pcm16_to_float(pcm), self.tts.sample_rate, INPUT_RATE)
+            await self.stt.transcribe(speech)
+            async for _ in self.llm.stream([ChatMessage("user", "Hi")], params):
+                pass
+        except ProviderError as e:
+            log.error("warm-up failed", code=e.code, error=e.message)

@@ -20,11 +20,10 @@ from voxfleet.providers.base import (
     TTS,
     VAD,
     Capabilities,
-    ChatMessage,
-    GenerationParams,
     Providers,
     VADStream,
 )
+from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec
 
 
 class _EnergyStream(VADStream):
@@ -129,8 +128,8 @@ class ScriptedLLM(LLM):
         self.per_token = per_token
 
     async def _stream(
-        self, messages: Sequence[ChatMessage], params: GenerationParams
-    ) -> AsyncGenerator[str, None]:
+        self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
+    ) -> AsyncGenerator[Piece, None]:
         heard = messages[-1].content
         turn = sum(1 for m in messages if m.role == "user")
         words = f"You said {heard}, that is turn {turn}. Thanks, I got it.".split(" ")

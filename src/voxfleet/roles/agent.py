@@ -265,12 +265,13 @@ class AgentWorker:
 
     async def _end_room(self, room_id: str, reason: str) -> None:
         """The call is over: forget the room. When its edge went silent, the edge
-        cannot record the end, so the agent does (the first reason recorded stays)."""
+        cannot record the end, so the agent does; and when the agent hung up, the
+        edge may be gone too (the first reason recorded stays)."""
         with contextlib.suppress(VoxfleetError):
             await self._b.directory.end_room(room_id)
-        if reason == EndReason.CALLER_DISCONNECTED.value:
+        if reason in (EndReason.CALLER_DISCONNECTED.value, EndReason.AGENT_ENDED.value):
             with contextlib.suppress(VoxfleetError):
-                await self._calls.end_call(room_id, EndReason.CALLER_DISCONNECTED, time.time())
+                await self._calls.end_call(room_id, EndReason(reason), time.time())
         log.info("room ended", room=room_id, agent_id=self.agent_id, reason=reason)
 
     # -- drain ---------------------------------------------------------------------

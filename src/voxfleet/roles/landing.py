@@ -87,6 +87,12 @@ class CallCreated(BaseModel):
     read_token_expires_at: datetime
 
 
+class ToolUseOut(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    result: str
+
+
 class TurnOut(BaseModel):
     seq: int
     speaker: Speaker
@@ -96,6 +102,9 @@ class TurnOut(BaseModel):
     ended_at: datetime
     latency_ms: dict[str, float] = Field(
         description="Marks of an agent reply, in ms after the end of the caller's speech."
+    )
+    tools: list[ToolUseOut] = Field(
+        default_factory=list, description="Tools the agent called in this turn, in order."
     )
 
 
@@ -128,6 +137,7 @@ class CallOut(BaseModel):
                     started_at=datetime.fromtimestamp(t.started_at, UTC),
                     ended_at=datetime.fromtimestamp(t.ended_at, UTC),
                     latency_ms=t.marks.as_ms_from_speech_end(),
+                    tools=[ToolUseOut(**use.as_dict()) for use in t.tools],
                 )
                 for t in call.turns
             ],

@@ -146,6 +146,8 @@ class Runtime:
             await self._tasks.cancel_all()
             if self.sink is not None:
                 await self.sink.close()
+            if self.providers is not None:
+                await self.providers.close()
             if self.landing is not None:
                 await self.landing.admission.close()
             await self.backends.close()
@@ -156,6 +158,7 @@ class Runtime:
         started = time.perf_counter()
         providers = await asyncio.to_thread(self._provider_factory, self.settings)
         await providers.warm_up()
+        await providers.prepare_phrases(self.profiles.phrases())
         log.info("models warm", seconds=round(time.perf_counter() - started, 2))
         self.providers = providers
         self.sink = StoreTurnSink(store)

