@@ -102,3 +102,27 @@ def test_monitor_in_prod_without_an_admin_key_exits_2_naming_it(
     err = capsys.readouterr().err
     assert "admin_api_key" in err and "VOXFLEET_ADMIN_API_KEY" in err
     assert not (tmp_path / "admin-api-key").exists()
+
+
+def test_check_providers_reports_each_provider_and_fails_when_one_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    endpoints = tmp_path / "endpoints.toml"
+    endpoints.write_text(
+        f'[endpoint.down]\nurl = "http://127.0.0.1:{free_port()}/v1"\nauth = "none"\nllm = "m"\n'
+    )
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VOXFLEET_PROVIDERS", "scripted")
+    monkeypatch.setenv("VOXFLEET_ENDPOINTS_FILE", str(endpoints))
+    monkeypatch.setenv("VOXFLEET_LLM", "down,scripted")
+
+    assert main(["check-providers"]) == 1
+
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:3] for line in lines] == [
+        ["ok", "tts", "scripted-tts"],
+        ["ok", "stt", "scripted-stt"],
+        ["FAIL", "llm", "down"],
+        ["ok", "llm", "scripted-llm"],
+    ]
+    assert "cannot connect" in lines[2]

@@ -88,6 +88,25 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_providers(_args: argparse.Namespace) -> int:
+    from voxfleet.providers.check import check, report
+    from voxfleet.providers.registry import build_providers
+
+    settings = _settings()
+    configure_logging("ERROR", settings.log_format)  # the report is the output
+
+    async def run() -> bool:
+        providers = build_providers(settings)
+        try:
+            outcomes = await check(providers)
+        finally:
+            await providers.close()
+        print(report(outcomes))
+        return all(o.ok for o in outcomes)
+
+    return 0 if asyncio.run(run()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_role_command(role, port))
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=cmd_migrate)
+    check = sub.add_parser(
+        "check-providers",
+        help="ask every speech and language provider once and report (exit 1 if any failed)",
+    )
+    check.set_defaults(func=cmd_check_providers)
     return parser
 
 

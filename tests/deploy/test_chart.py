@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -26,6 +27,8 @@ from tests.deploy.support import (
     render,
     render_raw,
 )
+from voxfleet.providers.endpoints import parse_endpoints
+from voxfleet.settings import Settings
 
 pytestmark = pytest.mark.deploy
 
@@ -47,7 +50,6 @@ SECRET_SETTINGS = {
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_PASSWORD",
-    "LLM_API_KEY",
     "ADMIN_API_KEY",
     "LIVEKIT_URL",
     "LIVEKIT_API_KEY",
@@ -412,3 +414,93 @@ def _leaf_keys(values: dict[str, Any], prefix: str = "") -> list[str]:
 
 def test_default_render_is_deterministic() -> None:
     assert render({}) == render({})
+
+
+# -- hosted providers ------------------------------------------------------------
+
+
+def test_endpoints_reach_the_agents_as_settings_the_app_accepts(
+    rendered: dict[str, list[Obj]], tmp_path: Path
+) -> None:
+    """The rendered endpoints.toml, the agent's env and its mounted key file,
+    checked by the app's own settings (what the agent does at start)."""
+    objects = rendered["production"]
+    (config,) = find(objects, "ConfigMap", "-endpoints")
+    toml = config["data"]["endpoints.toml"]
+    agent = _deployment(objects, "agent")
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    env = {name: e.get("value") for name, e in _env(container).items()}
+    assert env["VOXFLEET_LLM"] == "azure-east,azure-west,local"
+    assert env["VOXFLEET_ENDPOINTS_FILE"] == "/etc/voxfleet/endpoints.toml"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["endpoints"] == "/etc/voxfleet"
+    endpoints = parse_endpoints(toml, "endpoints.toml")
+    west = endpoints["azure-west"]
+    assert (west.auth, str(west.api_key_file)) == ("key", "/mnt/secrets/endpoint-azure-west-key")
+    assert endpoints["azure-east"].auth == "entra" and endpoints["azure-east"].api_key_file is None
+    # The key file is one of the agent's Key Vault files, and no other role's.
+    (spc,) = find(objects, "SecretProviderClass", "-agent")
+    assert "endpoint-azure-west-key" in _aliases(spc)
+    assert "voxfleet-azure-openai-west-key" in spc["spec"]["parameters"]["objects"]
+    for role in ("landing", "monitor"):
+        (other,) = find(objects, "SecretProviderClass", f"-{role}")
+        assert not any(a.startswith("endpoint-") for a in _aliases(other))
+    # The settings the agent starts with accept this file and these chains.
+    (tmp_path / "endpoints.toml").write_text(toml)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        providers=env["VOXFLEET_PROVIDERS"],
+        stt=env["VOXFLEET_STT"],
+        llm=env["VOXFLEET_LLM"],
+        tts=env["VOXFLEET_TTS"],
+        endpoints_file=tmp_path / "endpoints.toml",
+    )
+    assert settings.chain_for("tts") == ["azure-east", "local"]
+
+
+def test_only_agents_reach_entra_id_and_only_with_an_entra_endpoint(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    def entra_rules(objects: list[Obj], role: str) -> list[Obj]:
+        (policy,) = find(objects, "NetworkPolicy", f"-{role}")
+        return [
+            rule
+            for rule in policy["spec"].get("egress", [])
+            for to in rule.get("to", [])
+            if to.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+        ]
+
+    (rule,) = entra_rules(rendered["production"], "agent")
+    assert rule["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert "10.0.0.0/8" in rule["to"][0]["ipBlock"]["except"]
+    assert entra_rules(rendered["production"], "landing") == []
+    assert entra_rules(rendered["hpa"], "agent") == []  # no endpoint, no rule
+
+
+@pytest.mark.parametrize(
+    ("providers", "says"),
+    [
+        ({"llm": "azure-north"}, 'providers.llm names "azure-north": neither a built-in'),
+        (
+            {"tts": "e", "endpoints": {"e": {"url": "https://e", "auth": "none", "llm": "m"}}},
+            'providers.tts names endpoint "e", which sets no tts model',
+        ),
+        (
+            {"endpoints": {"e": {"url": "https://e", "llm": "m"}}},
+            "providers.endpoints.e: auth is key: set apiKeySecret",
+        ),
+        (
+            {"endpoints": {"e": {"url": "https://e", "auth": "entra", "llm": "m"}}},
+            "providers.endpoints.e: auth is entra: set workloadIdentity.agent.clientId",
+        ),
+    ],
+)
+def test_fail_on_providers_the_agents_could_not_start_with(
+    providers: dict[str, Any], says: str
+) -> None:
+    assert says in _render_error({"providers": providers})
+
+
+def test_fail_when_the_runtime_image_would_need_the_local_models() -> None:
+    message = _render_error({"image": {"flavor": "runtime"}})
+    assert "providers.stt uses the local models, which the runtime image does not have" in message

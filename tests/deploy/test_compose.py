@@ -16,13 +16,15 @@ import pytest
 import yaml
 
 from tests.deploy.support import ROOT, SCHEMAS
+from voxfleet.providers.endpoints import parse_endpoints
+from voxfleet.settings import Settings
 
 pytestmark = pytest.mark.deploy
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 APP_SERVICES = ("landing", "monitor", "agent")
 SECRET_SETTINGS = re.compile(
-    r"^VOXFLEET_(SECRET_KEY|DATABASE_URL|REDIS_URL|REDIS_PASSWORD|LLM_API_KEY|ADMIN_API_KEY)$"
+    r"^VOXFLEET_(SECRET_KEY|DATABASE_URL|REDIS_URL|REDIS_PASSWORD|ADMIN_API_KEY)$"
 )
 
 
@@ -134,3 +136,23 @@ def test_stop_grace_covers_each_drain(compose: dict[str, Any]) -> None:
         drain = float(service["environment"]["VOXFLEET_DRAIN_TIMEOUT_SECONDS"])
         grace = int(service["stop_grace_period"].removesuffix("s"))
         assert grace > drain, name
+
+
+def test_the_hosted_overlay_gives_agents_endpoints_the_app_accepts(tmp_path: Path) -> None:
+    overlay = yaml.safe_load((COMPOSE_DIR / "hosted.yaml").read_text())
+    _validator().validate(overlay)
+    agent = overlay["services"]["agent"]
+    (config,) = agent["configs"]
+    assert config["target"] == agent["environment"]["VOXFLEET_ENDPOINTS_FILE"]
+    example = COMPOSE_DIR / "endpoints.example.toml"
+    endpoints = parse_endpoints(example.read_text(), str(example))
+    key_file = str(endpoints["azure"].api_key_file)
+    assert key_file == "/run/secrets/azure_openai_key" and "azure_openai_key" in agent["secrets"]
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        stt=agent["environment"]["VOXFLEET_STT"],
+        llm=agent["environment"]["VOXFLEET_LLM"],
+        tts=agent["environment"]["VOXFLEET_TTS"],
+        endpoints_file=example,
+    )
+    assert settings.chain_for("llm") == ["azure", "local"]

@@ -1,6 +1,6 @@
 // Azure OpenAI with its model deployments (the agents' speech-to-text, LLM and
-// text-to-speech once voxfleet's Azure OpenAI providers land). Keyless: local
-// auth is off and the agents' identity gets "Cognitive Services OpenAI User";
+// text-to-speech: the chart's providers.endpoints). Keyless: local auth is off
+// and the agents' identity gets "Cognitive Services OpenAI User";
 // reached through a private endpoint.
 
 @description('Azure region (one that offers the models below).')

@@ -53,8 +53,10 @@ app.kubernetes.io/part-of: voxfleet
 {{- end -}}
 {{- end -}}
 
-{{/* The secret files each role reads: file name -> setting. The migration
-     needs SECRET_KEY too: every process refuses the development key in prod. */}}
+{{/* The secret files each role reads: file name -> setting (empty: a file
+     named by another file, such as a hosted endpoint's key in endpoints.toml).
+     The migration needs SECRET_KEY too: every process refuses the development
+     key in prod. */}}
 {{- define "voxfleet.secretFiles" -}}
 {{- $v := .root.Values -}}
 {{- $files := dict "secret-key" "SECRET_KEY" "database-url" "DATABASE_URL" -}}
@@ -64,8 +66,12 @@ app.kubernetes.io/part-of: voxfleet
 {{- if eq .role "monitor" -}}
 {{- $_ := set $files "admin-api-key" "ADMIN_API_KEY" -}}
 {{- end -}}
-{{- if and (eq .role "agent") $v.secrets.azureKeyVault.objects.llmApiKey -}}
-{{- $_ := set $files "llm-api-key" "LLM_API_KEY" -}}
+{{- if eq .role "agent" -}}
+{{- range $name, $e := $v.providers.endpoints -}}
+{{- if $e.apiKeySecret -}}
+{{- $_ := set $files (printf "endpoint-%s-key" $name) "" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if and (has .role (list "landing" "agent")) (ne $v.livekit.mode "none") -}}
 {{- $_ := set $files "livekit-api-key" "LIVEKIT_API_KEY" -}}
@@ -84,12 +90,16 @@ secret-key: {{ $o.secretKey }}
 database-url: {{ $o.databaseUrl }}
 redis-url: {{ $o.redisUrl }}
 admin-api-key: {{ $o.adminApiKey }}
-llm-api-key: {{ $o.llmApiKey | quote }}
 livekit-url: {{ $o.livekitUrl }}
 livekit-api-key: {{ $o.livekitApiKey }}
 livekit-api-secret: {{ $o.livekitApiSecret }}
 livekit-keys: {{ $o.livekitKeys }}
 redis-password: {{ $o.redisPassword }}
+{{- range $name, $e := .Values.providers.endpoints }}
+{{- if $e.apiKeySecret }}
+endpoint-{{ $name }}-key: {{ $e.apiKeySecret }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The volume holding a role's secret files: (dict "root" $ "role" r "files" list) */}}
@@ -173,8 +183,10 @@ seccompProfile:
   value: {{ . | quote }}
 {{- end }}
 {{- range $file, $setting := (include "voxfleet.secretFiles" . | fromYaml) }}
+{{- if $setting }}
 - name: VOXFLEET_{{ $setting }}_FILE
   value: {{ printf "%s/%s" $v.secrets.mountPath $file | quote }}
+{{- end }}
 {{- end }}
 {{- range $name, $value := $v.app.extraEnv }}
 - name: {{ $name }}
@@ -213,4 +225,30 @@ azure.workload.identity/use: "true"
   matchLabelKeys:
     - pod-template-hash
 {{- end -}}
+{{- end -}}
+
+{{/* The agents' endpoints.toml: each hosted endpoint of providers.endpoints,
+     its key as a mounted secret file. JSON strings are TOML strings. */}}
+{{- define "voxfleet.endpointsToml" -}}
+{{- $v := .Values -}}
+{{- range $name, $e := $v.providers.endpoints }}
+[endpoint.{{ $name }}]
+{{- range $key, $value := $e }}
+{{- if ne $key "apiKeySecret" }}
+{{ $key }} = {{ toJson $value }}
+{{- end }}
+{{- end }}
+{{- if $e.apiKeySecret }}
+api_key_file = {{ printf "%s/endpoint-%s-key" $v.secrets.mountPath $name | toJson }}
+{{- end }}
+{{ end }}
+{{- end -}}
+
+{{/* The auth of every hosted endpoint, as a YAML list. */}}
+{{- define "voxfleet.endpointAuths" -}}
+{{- $auths := list -}}
+{{- range $name, $e := .Values.providers.endpoints -}}
+{{- $auths = append $auths ($e.auth | default "key") -}}
+{{- end -}}
+{{- toYaml $auths -}}
 {{- end -}}

@@ -19,6 +19,7 @@ const ENDED_TEXT = {
   caller_disconnected: 'The call was disconnected.',
   flood: 'Too much audio arrived at once, so the call was stopped. Press Talk to try again.',
   max_duration: 'The call reached its time limit.',
+  agent_ended: 'The agent ended the call. Goodbye!',
   agent_error: 'The agent ran into a problem and ended the call. Press Talk to try again.',
   no_agent: 'No agent is free right now. Please try again in a moment.',
   never_connected: 'The call never connected. Press Talk to try again.',
@@ -26,7 +27,7 @@ const ENDED_TEXT = {
   protocol_error: 'The page sent something the server could not use, so the call was stopped. Press Talk to try again.',
 };
 /** End reasons that are the normal end of a conversation rather than a failure. */
-const NORMAL_ENDS = new Set(['caller_ended', 'caller_disconnected', 'max_duration']);
+const NORMAL_ENDS = new Set(['caller_ended', 'caller_disconnected', 'max_duration', 'agent_ended']);
 
 /** Close codes of docs/protocol.md, for when no `ended` message said why. */
 const CLOSE_TEXT = {
