@@ -229,3 +229,20 @@ async def test_tools_look_up_knowledge_and_are_recorded_on_the_turn() -> None:
     assert [u.name for u in turns[0].tools] == ["lookup"]
     assert turns[0].tools[0].arguments == {"query": "opening hours"}
     assert [(u.name, u.arguments) for u in turns[1].tools] == [("end_call", {"reason": "done"})]
+
+
+async def test_a_model_that_keeps_calling_tools_must_answer_after_three_rounds() -> None:
+    agent = no_greeting().model_copy(
+        update={"tools": ["lookup"], "knowledge": [Snippet(title="Hours", text="7 to 6.")]}
+    )
+    async with chains(["a"]) as (providers, stands):
+        for _ in range(4):  # the fourth is not offered tools: its call is dropped
+            stands["a"].reply("", [{"name": "lookup", "arguments": {"query": "hours"}}])
+        async with Harness(using=providers, agent=agent) as h:
+            await h.link.wait_for(lambda m: m.get("state") == "listening")
+            reply = await ask(h)
+    requests = stands["a"].requests("chat")[-4:]
+    assert [bool(r.body.get("tools")) for r in requests] == [True, True, True, False]
+    assert reply["text"] == UNAVAILABLE  # it never said anything speakable
+    (turn,) = [t for t in h.sink.turns if t.speaker == "agent"]
+    assert [u.name for u in turn.tools] == ["lookup", "lookup", "lookup"]
