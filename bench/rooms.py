@@ -263,7 +263,10 @@ async def relay(
             else:
                 await call.connect(data["media_url"], wait_ready=False)
             job = await queue.take("bench-agent", timeout=10)  # this process is the agent
-            assert job is not None and job.room_id == call.call_id
+            while job is not None and job.room_id != call.call_id:
+                await queue.done(job)  # an earlier room queued again (a slow attach)
+                job = await queue.take("bench-agent", timeout=10)
+            assert job is not None
             await queue.done(job)
             attached = encode_control("attached", sample_rate=16000, replay_from=None)
             await bus.publish(room_down(call.call_id), encode_numbered(1, 1, attached))
