@@ -196,7 +196,9 @@ async def relay(
     delays the receiving side too), ``senders`` moves the sending sockets into
     that many processes at the lowest priority (each frame is stamped when it is
     sent, so a late sender does not inflate the figure), leaving the landing,
-    Redis and the receiving side first in line for a core."""
+    Redis and the receiving side first in line for a core. Also reported, over
+    the sending: the landing's loop lag and collections, this process's loop
+    lag, the cores each process used, Redis's slow log and latency monitor."""
     from redis.asyncio import Redis
 
     from voxfleet.bus.base import room_control, room_down, room_up
@@ -269,7 +271,10 @@ async def relay(
             else:
                 await call.connect(data["media_url"], wait_ready=False)
             job = await queue.take("bench-agent", timeout=10)  # this process is the agent
-            assert job is not None and job.room_id == call.call_id
+            while job is not None and job.room_id != call.call_id:
+                await queue.done(job)  # an earlier room queued again (a slow attach)
+                job = await queue.take("bench-agent", timeout=10)
+            assert job is not None
             await queue.done(job)
             attached = Attached(
                 agent_id="bench",
@@ -313,6 +318,11 @@ async def relay(
             **{f"sender{i + 1}": proc.pid for i, proc in enumerate(procs)},
         }
         cpu_before = {name: cpu_seconds(pid) for name, pid in cpu_pids.items()}
+        # Redis's own view: commands over 1 ms (SLOWLOG), events over 1 ms (LATENCY).
+        await redis.config_set("slowlog-log-slower-than", 1000)
+        await redis.config_set("latency-monitor-threshold", 1)
+        await redis.slowlog_reset()
+        await redis.execute_command("LATENCY", "RESET")
         started = time.monotonic()
         measuring.set()
         for proc in procs:
@@ -324,6 +334,10 @@ async def relay(
         cpu = {
             name: round((cpu_seconds(pid) - cpu_before[name]) / (time.monotonic() - started), 2)
             for name, pid in cpu_pids.items()
+        }
+        redis_side = {
+            "commands_over_1ms": await redis.slowlog_len(),
+            "latency_events_over_1ms": await redis.execute_command("LATENCY", "LATEST"),
         }
         for call in clients:
             await call.close()  # the edge's ticks stop, so the receivers end
@@ -350,6 +364,7 @@ async def relay(
         "landing_while_measuring": {k: lag_after[k] - lag_before[k] for k in lag_after},
         "client_loop_lag_ms": stats(own_lag),
         "cores_used_while_sending": cpu,
+        "redis_while_sending": redis_side,
     }
 
 
