@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import failed
-from tests.support.calls import assert_every_reply_heard_whole, greeted_call, turn
+from tests.support.calls import assert_every_reply_heard_whole, greeted_call, stored, turn
 from tests.support.cluster import Cluster, cluster
 from voxfleet.client import CallClient
 
@@ -67,11 +67,7 @@ async def _restart_redis_until(c: Cluster, rng: random.Random, done: asyncio.Eve
 
 
 async def _stored(call: CallClient, turns: int) -> list[tuple[str, str]]:
-    for _ in range(100):  # the agents' turn sinks write in the background
-        record = await call.get_call()
-        if record["status"] == "ended" and len(record["turns"]) >= turns:
-            break
-        await asyncio.sleep(0.1)
+    record = await stored(call, turns)
     return [(t["speaker"], t["text"]) for t in record["turns"]]
 
 

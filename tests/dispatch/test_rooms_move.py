@@ -15,7 +15,7 @@ import pytest
 
 from tests.audio import silence, tone
 from tests.conftest import failed
-from tests.support.calls import final, turn
+from tests.support.calls import final, stored, turn
 from tests.support.calls import greeted_call as support_greeted_call
 from tests.support.cluster import Cluster, cluster
 from tests.support.speech import piper_speech
@@ -68,11 +68,7 @@ async def metrics(base: str) -> str:
 
 
 async def stored_turns(c: Cluster, call: CallClient) -> list[tuple[str, str]]:
-    for _ in range(100):  # the agent's turn sink writes in the background
-        record = await call.get_call()
-        if record["status"] == "ended" and len(record["turns"]) >= 5:
-            break
-        await asyncio.sleep(0.1)
+    record = await stored(call, turns=5)
     return [(t["speaker"], t["text"]) for t in record["turns"]]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.audio import silence
+from tests.support.calls import stored
 from tests.support.server import up_process
 from tests.support.speech import espeak_speech, piper_speech
 from voxfleet.client import CallClient
@@ -46,7 +47,7 @@ async def test_spoken_question_is_heard_answered_and_stored(server: str) -> None
     reply = await call.wait_for(agent_final(2), timeout=60)
     assert reply["text"].strip() and len(call.audio) > greeting_frames
     await call.close()
-    record = await call.get_call()
+    record = await stored(call, turns=3, ended=False)
     turns = record["turns"]
     assert [t["speaker"] for t in turns] == ["agent", "user", "agent"]
     assert turns[2]["text"] == reply["text"]
@@ -84,7 +85,7 @@ async def test_caller_barges_in_on_the_greeting(server: str) -> None:
     assert "hear" in heard["text"].lower()
     await call.wait_for(agent_final(2), timeout=60)
     await call.close()
-    record = await call.get_call()
+    record = await stored(call, turns=3, ended=False)
     greeting = record["turns"][0]
     assert greeting["interrupted"] is True
     full = "Hi, I'm Vox, the voxfleet assistant. How can I help you today?"

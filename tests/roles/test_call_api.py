@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.audio import silence, tone
+from tests.support.calls import stored
 from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.client import CallClient
 
@@ -37,7 +38,7 @@ async def test_a_whole_call_is_answered_and_recorded(tmp_path: Path) -> None:
         await call.end()
         await call.wait_for(lambda m: m["type"] == "ended")
         assert await call.closed() == (1000, "caller_ended")
-        record = await call.get_call()
+        record = await stored(call, turns=3)
     assert record["status"] == "ended" and record["end_reason"] == "caller_ended"
     speakers = [t["speaker"] for t in record["turns"]]
     assert speakers == ["agent", "user", "agent"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.calls import assert_every_reply_heard_whole, greeted_call, turn
+from tests.support.calls import assert_every_reply_heard_whole, greeted_call, stored, turn
 from tests.support.openai_standin import StandIn, standin
 from tests.support.server import app_server
 
@@ -58,7 +58,7 @@ async def test_the_agent_ends_the_call_after_its_goodbye(
     try:
         goodbye = await turn(call, 0.8, seq=1)
         code, _reason = await call.closed()
-        record = await call.get_call()
+        record = await stored(call, turns=3)
     finally:
         await call.close()
     assert goodbye["text"] == "Goodbye, have a nice day!"

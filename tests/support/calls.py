@@ -4,6 +4,7 @@ names by its length), and check that every reply was heard whole, once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,20 @@ async def turn(call: CallClient, seconds: float, seq: int, timeout: float = 20.0
     heard = await call.wait_for(final("user", seq), timeout=timeout)
     assert heard["text"] == f"utterance {seconds:.1f} seconds", heard
     return await call.wait_for(final("agent", seq + 1), timeout=timeout)
+
+
+async def stored(
+    call: CallClient, turns: int, ended: bool = True, timeout: float = 10.0
+) -> dict[str, Any]:
+    """The call's record once it holds ``turns`` turns (and has ended): the
+    agents' turn sinks write in the background, a moment after the caption."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        record = await call.get_call()
+        done = len(record["turns"]) >= turns and (record["status"] == "ended" or not ended)
+        if done or asyncio.get_running_loop().time() > deadline:
+            return record
+        await asyncio.sleep(0.1)
 
 
 def expected_audio_bytes(text: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.calls import assert_every_reply_heard_whole, final, greeted_call, turn
+from tests.support.calls import assert_every_reply_heard_whole, final, greeted_call, stored, turn
 from tests.support.cluster import PROFILES
 from tests.support.server import app_server
 from voxfleet.client import CallClient
@@ -53,7 +53,7 @@ async def test_a_dropped_socket_resumes_the_call(tmp_path: Path, profiles: Path)
         await call.wait_for(lambda m: m["type"] == "ended")
         await call.close()
         assert_every_reply_heard_whole(call)
-        record = await call.get_call()
+        record = await stored(call, turns=5)
         assert record["end_reason"] == "caller_ended"
         assert [t["speaker"] for t in record["turns"]] == [
             "agent",
