@@ -82,7 +82,10 @@ async def one_case(stage: str, fault: str, turns: int, work: Path) -> dict[str, 
                 failing = stand.requests(STAGES[stage])[requests_before]
                 hang_to_heard.append(first_audio - (failing.at - offset))
                 end_to_heard.append(first_audio - speech_end)
-                answered += "You said utterance 1.0 seconds" in reply["text"]
+                # Answered: the next provider spoke after the apology (an LLM
+                # stream cut mid-reply is continued, so it starts mid-sentence).
+                rest = reply["text"].removeprefix("Sorry, one moment.").strip()
+                answered += bool(rest) and not rest.startswith("Sorry, I can't answer")
                 apologised += reply["text"].startswith("Sorry, one moment.")
                 await asyncio.sleep(0.5)
             await call.end()
