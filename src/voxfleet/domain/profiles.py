@@ -5,14 +5,14 @@ Profiles come from a TOML file; the built-in one ships with the package.
 
 from __future__ import annotations
 
-import tomllib
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voxfleet.errors import ConfigError
+from voxfleet.tables import named_tables
 
 
 class GenerationSettings(BaseModel):
@@ -89,26 +89,7 @@ class Profiles:
 
 
 def parse_profiles(text: str, source: str) -> dict[str, Profile]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: invalid TOML: {e}") from e
-    raw = data.get("profile")
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{source}: expected one or more [profile.<name>] tables")
-    profiles: dict[str, Profile] = {}
-    for name, body in raw.items():
-        if not isinstance(body, dict):
-            raise ConfigError(f"{source}: profile.{name} must be a table")
-        try:
-            profiles[name] = Profile.model_validate({"name": name, **body})
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = "".join(f".{p}" for p in first["loc"])
-            raise ConfigError(
-                f"{source}: profile.{name}{where}: {first['msg'].removeprefix('Value error, ')}"
-            ) from e
-    return profiles
+    return named_tables(text, source, "profile", Profile)
 
 
 def load_profiles(path: Path | None, default: str) -> Profiles:

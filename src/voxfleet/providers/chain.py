@@ -17,7 +17,7 @@ whether it talks to one provider or five."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from voxfleet.audio import Float32Array, float_to_pcm16, pcm16_to_float, resample
@@ -31,6 +31,7 @@ from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSp
 log = get_logger(__name__)
 
 P = TypeVar("P", bound=Provider)
+T = TypeVar("T")
 
 CONTINUE = (
     "(Your answer above was cut off. Continue it from exactly where it stopped, "
@@ -60,6 +61,24 @@ class _Members(Generic[P]):
     def providers(self) -> list[P]:
         return [member for member, _ in self.members]
 
+    async def first(self, ask: Callable[[P], Awaitable[T]]) -> tuple[P, T]:
+        """The first answer to ``ask`` along the chain, and who gave it."""
+        error: ProviderError = ProviderError(f"{self.kind}: no provider of the chain answered")
+        for member, breaker in self.order():
+            try:
+                answer = await ask(member)
+            except ProviderError as e:
+                breaker.failed()
+                self.fell_back(member, e)
+                error = e
+                continue
+            except asyncio.CancelledError:
+                breaker.abandoned()
+                raise
+            breaker.succeeded()
+            return member, answer
+        raise error
+
     def fell_back(self, failed: P, error: ProviderError) -> None:
         names = [m.name for m, _ in self.members]
         after = names.index(failed.name) + 1
@@ -87,10 +106,6 @@ def _joined(said: list[str], piece: str) -> str:
     return piece
 
 
-def _no_providers(kind: str) -> ProviderError:
-    return ProviderError(f"{kind}: no provider of the chain answered")
-
-
 class FallbackSTT(STT):
     name = "chain"
 
@@ -103,21 +118,8 @@ class FallbackSTT(STT):
         await _close_all(self.members)
 
     async def transcribe(self, audio: Float32Array, on_fault: OnFault | None = None) -> str:
-        error: ProviderError = _no_providers(self.kind)
-        for member, breaker in self._chain.order():
-            try:
-                text = await member.transcribe(audio, on_fault)
-            except ProviderError as e:
-                breaker.failed()
-                self._chain.fell_back(member, e)
-                error = e
-                continue
-            except asyncio.CancelledError:
-                breaker.abandoned()
-                raise
-            breaker.succeeded()
-            return text
-        raise error
+        _member, text = await self._chain.first(lambda m: m.transcribe(audio, on_fault))
+        return text
 
     async def _transcribe(self, audio: Float32Array) -> str:
         raise NotImplementedError("a chain is asked through transcribe()")
@@ -140,24 +142,10 @@ class FallbackTTS(TTS):
     async def synthesize(
         self, text: str, rate: float = 1.0, on_fault: OnFault | None = None
     ) -> bytes:
-        error: ProviderError = _no_providers(self.kind)
-        for member, breaker in self._chain.order():
-            try:
-                pcm = await member.synthesize(text, rate, on_fault)
-            except ProviderError as e:
-                breaker.failed()
-                self._chain.fell_back(member, e)
-                error = e
-                continue
-            except asyncio.CancelledError:
-                breaker.abandoned()
-                raise
-            breaker.succeeded()
-            if member.sample_rate == self.sample_rate:
-                return pcm
-            audio = resample(pcm16_to_float(pcm), member.sample_rate, self.sample_rate)
-            return float_to_pcm16(audio)
-        raise error
+        member, pcm = await self._chain.first(lambda m: m.synthesize(text, rate, on_fault))
+        if member.sample_rate == self.sample_rate:
+            return pcm
+        return float_to_pcm16(resample(pcm16_to_float(pcm), member.sample_rate, self.sample_rate))
 
     async def _synthesize(self, text: str, rate: float) -> bytes:
         raise NotImplementedError("a chain is asked through synthesize()")
@@ -188,7 +176,7 @@ class FallbackLLM(LLM):
         on_fault: OnFault | None = None,
     ) -> AsyncIterator[Piece]:
         said: list[str] = []  # text already handed on: the next member continues it
-        error: ProviderError = _no_providers(self.kind)
+        error = ProviderError(f"{self.kind}: no provider of the chain answered")
         for member, breaker in self._chain.order():
             prompt: Sequence[ChatMessage] = messages
             if said:

@@ -19,13 +19,13 @@ holds no secret: a key is read from ``api_key_file`` (a mounted secret)."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from voxfleet.errors import ConfigError
+from voxfleet.tables import named_tables
 
 NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -76,30 +76,7 @@ class Endpoint(BaseModel):
 
 
 def parse_endpoints(text: str, source: str) -> dict[str, Endpoint]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: invalid TOML: {e}") from e
-    unknown = sorted(set(data) - {"endpoint"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown table {unknown[0]!r}; expected [endpoint.<name>]")
-    raw = data.get("endpoint", {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected [endpoint.<name>] tables")
-    endpoints: dict[str, Endpoint] = {}
-    for name, body in raw.items():
-        if not isinstance(body, dict):
-            raise ConfigError(f"{source}: endpoint.{name} must be a table")
-        try:
-            endpoints[name] = Endpoint.model_validate({"name": name, **body})
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            field = f".{where}" if where else ""
-            raise ConfigError(
-                f"{source}: endpoint.{name}{field}: {first['msg'].removeprefix('Value error, ')}"
-            ) from e
-    return endpoints
+    return named_tables(text, source, "endpoint", Endpoint, required=False)
 
 
 def load_endpoints(path: Path | None) -> dict[str, Endpoint]:
