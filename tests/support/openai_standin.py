@@ -36,7 +36,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from tests.support.server import free_port
+from tests.support.server import free_port, serving
 from voxfleet.audio import pcm16_to_float
 from voxfleet.providers.scripted import ScriptedSTT
 
@@ -237,16 +237,8 @@ async def standin(key: str | None = None, bearer: str | None = None) -> AsyncIte
     config = uvicorn.Config(
         create_standin_app(state), host="127.0.0.1", port=port, log_config=None, lifespan="off"
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(), name="openai-standin")
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield state
-    finally:
-        state.closing.set()
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(config, timeout=10):
+        try:
+            yield state
+        finally:
+            state.closing.set()  # hanging answers end, so the server can stop

@@ -58,18 +58,25 @@ async def app_server(
         ws=EdgeWebSocketProtocol,
         forwarded_allow_ips=settings.forwarded_allow_ips,
     )
+    async with serving(config):
+        yield f"http://127.0.0.1:{port}", runtime
+
+
+@contextlib.asynccontextmanager
+async def serving(config: uvicorn.Config, timeout: float = 30.0) -> AsyncIterator[None]:
+    """Run a uvicorn server in this event loop while the block runs."""
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(), name="test-uvicorn")
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(timeout):
             while not server.started:
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", runtime
+        yield
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, timeout)
 
 
 @contextlib.contextmanager
