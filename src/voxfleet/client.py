@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +16,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from voxfleet.aio import Backoff, TaskSet
+from voxfleet.kept_frames import KeptFrames
 
 # Close codes after which a call is over for this client: no resume.
 FINAL_CLOSES = {1008, 4400, 4401, 4403, 4404, 4409, 4410, 4429, 4503}
-KEEP_FRAMES = 500  # 10 s of 20 ms frames: what a resume may have to send again
 
 
 @dataclass
@@ -56,11 +55,7 @@ class CallClient:
     _tasks: TaskSet = field(default_factory=lambda: TaskSet("client"))
     _ended: bool = False
     _closing: bool = False
-    # Audio frames sent on the current socket (its first is 1), kept for a resume
-    # that says the agent missed some; and frames captured while no socket was open.
-    _sent: deque[bytes] = field(default_factory=lambda: deque(maxlen=KEEP_FRAMES))
-    _sent_count: int = 0
-    _unsent: deque[bytes] = field(default_factory=lambda: deque(maxlen=KEEP_FRAMES))
+    _frames: KeptFrames = field(default_factory=KeptFrames)  # for an exact resume
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def create(self, **body: Any) -> dict[str, Any]:
@@ -162,13 +157,10 @@ class CallClient:
         again first, then what was captured while no socket was open."""
         async with self._send_lock:
             resume_from = (ready or {}).get("resume_from")
-            again: list[bytes] = []
-            if isinstance(resume_from, int):
-                first_kept = self._sent_count - len(self._sent) + 1
-                again = list(self._sent)[max(0, resume_from - first_kept) :]
-            again += self._unsent
-            self._unsent.clear()
-            self.ws, self._sent, self._sent_count = ws, deque(maxlen=KEEP_FRAMES), 0
+            again = self._frames.for_new_socket(
+                resume_from if isinstance(resume_from, int) else None
+            )
+            self.ws = ws
             self.reconnects += 1
             for frame in again:
                 await self._send_frame(frame)
@@ -245,13 +237,12 @@ class CallClient:
 
     async def _send_frame(self, frame: bytes) -> None:
         ws = self._socket()
-        if ws.close_code is None and not self._unsent:
+        if ws.close_code is None and not self._frames.waiting:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(frame)
-                self._sent.append(frame)
-                self._sent_count += 1
+                self._frames.sent(frame)
                 return
-        self._unsent.append(frame)
+        self._frames.unsent(frame)
 
     async def closed(self, timeout: float = 10.0) -> tuple[int | None, str | None]:
         """Wait until the call's last socket closed for good; its close code and reason."""
@@ -273,20 +264,6 @@ class CallClient:
 
     def finals(self, role: str) -> list[dict[str, Any]]:
         return [m for m in self.of_type("transcript") if m["role"] == role and m["final"]]
-
-    def replies_heard(self) -> list[tuple[dict[str, Any], int]]:
-        """Each agent turn's final transcript with the bytes of agent audio that
-        arrived since the turn before it (all of a reply's audio comes before
-        its final transcript)."""
-        out: list[tuple[dict[str, Any], int]] = []
-        audio = 0
-        for item in self.received:
-            if isinstance(item, int):
-                audio += item
-            elif item["type"] == "transcript" and item["role"] == "agent" and item["final"]:
-                out.append((item, audio))
-                audio = 0
-        return out
 
     async def get_call(self) -> dict[str, Any]:
         """The call's record (``GET /api/calls/{id}``), with its turns."""

@@ -21,9 +21,9 @@ from tests.audio import tone
 from tests.support.openai_standin import SPEECH_RATE, StandIn, standin
 from voxfleet.audio import pcm16_to_float
 from voxfleet.errors import ConfigError, ProviderError, ProviderUnavailable
-from voxfleet.providers.base import ProviderFault
 from voxfleet.providers.chat import ChatMessage, GenerationParams, ToolCall, ToolSpec
 from voxfleet.providers.endpoints import Endpoint, parse_endpoints
+from voxfleet.providers.faults import ProviderFault
 from voxfleet.providers.hosted.client import AZURE_SCOPE, make_client
 from voxfleet.providers.hosted.llm import HostedLLM
 from voxfleet.providers.hosted.stt import HostedSTT

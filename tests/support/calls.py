@@ -58,10 +58,25 @@ def expected_audio_bytes(text: str) -> int:
     return SAMPLES_PER_CHAR * len(text.replace(" ", "")) * 2
 
 
+def replies_heard(call: CallClient) -> list[tuple[dict[str, Any], int]]:
+    """Each agent turn's final transcript with the bytes of agent audio that
+    arrived since the turn before it (all of a reply's audio comes before its
+    final transcript)."""
+    out: list[tuple[dict[str, Any], int]] = []
+    audio = 0
+    for item in call.received:
+        if isinstance(item, int):
+            audio += item
+        elif item["type"] == "transcript" and item["role"] == "agent" and item["final"]:
+            out.append((item, audio))
+            audio = 0
+    return out
+
+
 def assert_every_reply_heard_whole(call: CallClient) -> None:
     """Each agent turn's audio arrived exactly once: not a 20 ms frame missing
     or doubled, and no final caption twice."""
-    replies = call.replies_heard()
+    replies = replies_heard(call)
     seqs = [m["seq"] for m, _ in replies]
     assert len(seqs) == len(set(seqs)), f"a final caption came twice: {seqs}"
     for message, audio in replies:

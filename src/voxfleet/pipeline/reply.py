@@ -27,8 +27,9 @@ from voxfleet.observability.metrics import APOLOGIES
 from voxfleet.pipeline.chunker import ClauseChunker, speakable
 from voxfleet.pipeline.playout import Playout
 from voxfleet.pipeline.tools import MAX_ROUNDS, Toolbox
-from voxfleet.providers.base import ProviderFault, Providers
+from voxfleet.providers.base import Providers
 from voxfleet.providers.chat import ChatMessage, GenerationParams, ToolCall
+from voxfleet.providers.faults import ProviderFault
 
 SendAudio = Callable[[bytes], Awaitable[None]]
 OnChunk = Callable[[str], Awaitable[None]]

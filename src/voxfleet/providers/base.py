@@ -27,8 +27,9 @@ from voxfleet.aio import Backoff
 from voxfleet.audio import INPUT_RATE, Float32Array, pcm16_to_float, resample
 from voxfleet.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from voxfleet.observability.logging import get_logger
-from voxfleet.observability.metrics import PROVIDER_ERRORS, PROVIDER_SECONDS
+from voxfleet.observability.metrics import PROVIDER_SECONDS
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec
+from voxfleet.providers.faults import OnFault, ProviderFault, report
 
 if TYPE_CHECKING:
     from voxfleet.settings import Settings
@@ -45,35 +46,6 @@ class Capabilities:
     sample_rates: tuple[int, ...] = (INPUT_RATE,)  # audio it takes (VAD, STT) or makes (TTS)
     prompt_cache: bool = False  # an LLM that gains from prefill()
     tools: bool = False  # an LLM that can call tools
-
-
-@dataclass(slots=True, frozen=True)
-class ProviderFault:
-    """One failed attempt of one provider, as the reply that made it learns of it."""
-
-    kind: str
-    provider: str
-    error: ProviderError
-    retrying: bool  # the same provider is asked again
-
-
-OnFault = Callable[[ProviderFault], None]
-
-
-def report(on_fault: OnFault | None, fault: ProviderFault) -> None:
-    """Count and log ``fault`` (the log line carries the call id bound by the
-    room's session), and tell the reply."""
-    PROVIDER_ERRORS.labels(fault.kind, fault.provider, fault.error.code).inc()
-    log.warning(
-        "provider fault",
-        kind=fault.kind,
-        provider=fault.provider,
-        code=fault.error.code,
-        error=fault.error.message,
-        retrying=fault.retrying,
-    )
-    if on_fault is not None:
-        on_fault(fault)
 
 
 class Provider(ABC):

@@ -24,9 +24,10 @@ from voxfleet.audio import Float32Array, float_to_pcm16, pcm16_to_float, resampl
 from voxfleet.errors import ProviderError
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import PROVIDER_FALLBACKS
-from voxfleet.providers.base import LLM, STT, TTS, Capabilities, OnFault, Provider
+from voxfleet.providers.base import LLM, STT, TTS, Capabilities, Provider
 from voxfleet.providers.breaker import Breaker
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec
+from voxfleet.providers.faults import OnFault
 
 log = get_logger(__name__)
 

@@ -20,7 +20,7 @@ from voxfleet.dispatch.base import AgentInfo, FencedStateStore, RoomJob, keep_be
 from voxfleet.dispatch.failover import reap_orphans
 from voxfleet.dispatch.handover import hand_over
 from voxfleet.dispatch.lease import keep_lease
-from voxfleet.domain.calls import CallStatus, EndReason
+from voxfleet.domain.calls import EndReason
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profiles
 from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
@@ -32,6 +32,7 @@ from voxfleet.pipeline.ports import StreamPosition, TurnSink
 from voxfleet.pipeline.session import RoomSession
 from voxfleet.providers.base import Providers
 from voxfleet.roles.backends import Backends
+from voxfleet.roles.sink import call_is_live, state_from_store
 from voxfleet.store.repository import CallStore
 from voxfleet.transport.bus_link import CALLER_GONE_SECONDS, BusRoomLink, new_epoch
 
@@ -139,7 +140,7 @@ class AgentWorker:
         room_id, b = job.room_id, self._b
         lease = None
         try:
-            if room_id in self.rooms or not await self._call_is_live(room_id):
+            if room_id in self.rooms or not await call_is_live(self._calls, room_id):
                 await b.queue.done(job)
                 log.info("job for a served or ended call dropped", room=room_id)
                 return
@@ -157,7 +158,7 @@ class AgentWorker:
             rebuilt = job.resume and state is None
             if state is None:
                 fresh = ConversationState(room_id=room_id, profile=job.profile)
-                state = (await self._state_from_store(job) if rebuilt else None) or fresh
+                state = (await state_from_store(self._calls, job) if rebuilt else None) or fresh
                 await store.save(state)
             await self._run_room(job, store, state, rebuilt)
         except RoomEnded:
@@ -181,28 +182,6 @@ class AgentWorker:
                 await b.bus.publish(room_control(room_id), encode(failed))
         finally:
             self._slots.release()
-
-    async def _call_is_live(self, call_id: str) -> bool:
-        """The call may have ended while its job waited: then nobody serves it.
-        The store is the record; if it cannot answer, the call is presumed live
-        (the room ends itself anyway when its edge is silent)."""
-        try:
-            call = await self._calls.get_call(call_id)
-        except VoxfleetError as e:
-            if not e.retryable:
-                raise
-            return True
-        return call is not None and call.status is not CallStatus.ENDED
-
-    async def _state_from_store(self, job: RoomJob) -> ConversationState | None:
-        """Redis lost a live room's state with the agent that held it: rebuilt
-        from the stored turns. What the caller said since the last stored turn
-        is lost; the room listens from now on."""
-        call = await self._calls.get_call(job.room_id)
-        if call is None:
-            return None
-        log.warning("room state lost, rebuilt from the store", room=job.room_id)
-        return ConversationState.from_turns(job.room_id, job.profile, call.turns)
 
     async def _run_room(
         self, job: RoomJob, store: FencedStateStore, state: ConversationState, rebuilt: bool

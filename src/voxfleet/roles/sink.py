@@ -1,4 +1,5 @@
-"""Buffered, retrying writer of finished turns to the store.
+"""What an agent keeps in and reads from the store: a buffered, retrying
+writer of finished turns, and the call's record when a room is claimed.
 
 A call never waits on the database: turns queue here and are written in the
 background; when the database is unreachable they stay queued and are retried
@@ -9,7 +10,9 @@ from __future__ import annotations
 import asyncio
 
 from voxfleet.aio import Backoff, TaskSet
-from voxfleet.domain.calls import Turn
+from voxfleet.dispatch.base import RoomJob
+from voxfleet.domain.calls import CallStatus, Turn
+from voxfleet.domain.conversation import ConversationState
 from voxfleet.errors import VoxfleetError
 from voxfleet.observability.logging import get_logger
 from voxfleet.pipeline.ports import TurnSink
@@ -74,3 +77,27 @@ class StoreTurnSink(TurnSink):
         if not self._queue.empty():
             log.error("turns not written at shutdown", count=self._queue.qsize())
         await self._tasks.cancel_all()
+
+
+async def call_is_live(calls: CallStore, call_id: str) -> bool:
+    """The call may have ended while its job waited: then nobody serves it.
+    The store is the record; if it cannot answer, the call is presumed live
+    (the room ends itself anyway when its edge is silent)."""
+    try:
+        call = await calls.get_call(call_id)
+    except VoxfleetError as e:
+        if not e.retryable:
+            raise
+        return True
+    return call is not None and call.status is not CallStatus.ENDED
+
+
+async def state_from_store(calls: CallStore, job: RoomJob) -> ConversationState | None:
+    """Redis lost a live room's state with the agent that held it: rebuilt from
+    the stored turns. What the caller said since the last stored turn is lost;
+    the room listens from now on."""
+    call = await calls.get_call(job.room_id)
+    if call is None:
+        return None
+    log.warning("room state lost, rebuilt from the store", room=job.room_id)
+    return ConversationState.from_turns(job.room_id, job.profile, call.turns)
