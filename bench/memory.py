@@ -1,7 +1,10 @@
-"""Memory per call: RSS of a `voxfleet up` process with no calls, then with N
-calls connected at once (each greeted, its microphone streaming silence).
+"""Memory per call, from a `voxfleet up` process with the local models.
 
-    ./vf bench memory [--calls 4]
+./vf bench memory [--calls 4]            N calls connected at once (each greeted,
+                                         its microphone streaming silence): RSS
+./vf bench memory --talking 1,2,4,8      for each N, a fresh server and N callers
+                                         asking Piper-spoken questions at the same
+                                         time: peak RSS (VmHWM) and the slope per call
 """
 
 from __future__ import annotations
@@ -10,17 +13,29 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Microphone, machine, rss_mib, up_server
+from bench.common import Microphone, machine, percentile, piper_question, rss_mib, up_server
+from bench.latency import QUESTIONS, one_call
 from voxfleet.client import CallClient
 
 
-async def run(base: str, pid: int, calls: int) -> dict[str, Any]:
+def status_mib(pid: int, field: str) -> float:
+    """A ``/proc/<pid>/status`` field in MiB (VmRSS now, VmHWM the peak so far)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def connected(base: str, pid: int, calls: int) -> dict[str, Any]:
     idle = rss_mib(pid)
     clients = [CallClient(base) for _ in range(calls)]
     async with contextlib.AsyncExitStack() as stack:
@@ -46,12 +61,58 @@ async def run(base: str, pid: int, calls: int) -> dict[str, Any]:
     }
 
 
+async def talking(base: str, pid: int, calls: int, questions: int) -> dict[str, Any]:
+    """``calls`` callers at once, each asking ``questions`` questions; their
+    turns are not aligned (each starts after a random 0-2 s)."""
+    spoken = [(q, piper_question(q)) for q in QUESTIONS]
+    idle_hwm = status_mib(pid, "VmHWM")
+
+    async def caller(k: int) -> list[float]:
+        await asyncio.sleep(random.uniform(0, 2))
+        batch = [spoken[(k * questions + i) % len(spoken)] for i in range(questions)]
+        latencies, _marks = await one_call(base, batch)
+        return latencies
+
+    results = await asyncio.gather(*(caller(k) for k in range(calls)))
+    latencies = [x for r in results for x in r]
+    return {
+        "calls": calls,
+        "turns": len(latencies),
+        "vm_hwm_idle_mib": round(idle_hwm),
+        "vm_hwm_mib": round(status_mib(pid, "VmHWM")),
+        "voice_to_voice_ms_p50": round(percentile(latencies, 50)),
+        "voice_to_voice_ms_p95": round(percentile(latencies, 95)),
+    }
+
+
+def slope(rows: list[dict[str, Any]]) -> float:
+    """MiB of peak RSS per added talking call (least squares over the rows)."""
+    if len(rows) < 2:
+        return float("nan")
+    x = np.array([r["calls"] for r in rows], dtype=float)
+    y = np.array([r["vm_hwm_mib"] for r in rows], dtype=float)
+    return round(float(np.polyfit(x, y, 1)[0]), 1)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=4, help="at most VOXFLEET_AGENT_CAPACITY")
+    parser.add_argument("--talking", help="comma-separated N: talking calls at once, e.g. 1,2,4,8")
+    parser.add_argument("--questions", type=int, default=2, help="per caller, with --talking")
     args = parser.parse_args()
-    with up_server({"VOXFLEET_AGENT_CAPACITY": str(args.calls)}) as (base, proc):
-        print(json.dumps(asyncio.run(run(base, proc.pid, args.calls)), indent=2))
+    if not args.talking:
+        with up_server({"VOXFLEET_AGENT_CAPACITY": str(args.calls)}) as (base, proc):
+            print(json.dumps(asyncio.run(connected(base, proc.pid, args.calls)), indent=2))
+        return
+    rows = []
+    for n in (int(v) for v in args.talking.split(",")):
+        with up_server({"VOXFLEET_AGENT_CAPACITY": str(n)}) as (base, proc):
+            rows.append(asyncio.run(talking(base, proc.pid, n, args.questions)))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    result = {"machine": machine(), "rows": rows, "vm_hwm_mib_per_talking_call": slope(rows)}
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

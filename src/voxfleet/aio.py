@@ -20,7 +20,7 @@ class TaskSet:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coro, name=f"{self.name}:{name}")
@@ -28,7 +28,7 @@ class TaskSet:
         task.add_done_callback(self._done)
         return task
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
@@ -47,7 +47,7 @@ class TaskSet:
                 log.error("task ignored cancellation", task=task.get_name())
 
 
-async def cancel_and_wait(task: asyncio.Task[Any] | None, timeout: float = 5.0) -> None:
+async def cancel_and_wait(task: asyncio.Task[object] | None, timeout: float = 5.0) -> None:
     """Cancel ``task`` and wait (bounded) until it has finished."""
     if task is None or task.done():
         if task is not None and not task.cancelled():

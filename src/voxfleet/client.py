@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -17,6 +17,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from voxfleet.aio import Backoff, TaskSet
 from voxfleet.kept_frames import KeptFrames
+
+# A JSON message or response body, as parsed: read its fields with a check of their type.
+Json = dict[str, object]
 
 # Close codes after which a call is over for this client: no resume.
 FINAL_CLOSES = {1008, 4400, 4401, 4403, 4404, 4409, 4410, 4429, 4503}
@@ -44,12 +47,12 @@ class CallClient:
     resume_url: str | None = None
     reconnects: int = 0
     gaps: list[float] = field(default_factory=list)  # seconds without a socket, per drop
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[Json] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # monotonic arrival of each message
     audio: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival time, frame)
     # Everything received, in order: a message, or the byte count of an audio frame.
-    received: list[dict[str, Any] | int] = field(default_factory=list)
-    ready: dict[str, Any] | None = None
+    received: list[Json | int] = field(default_factory=list)
+    ready: Json | None = None
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: TaskSet = field(default_factory=lambda: TaskSet("client"))
@@ -58,13 +61,14 @@ class CallClient:
     _frames: KeptFrames = field(default_factory=KeptFrames)  # for an exact resume
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def create(self, **body: Any) -> dict[str, Any]:
+    async def create(self, **body: object) -> Json:
         async with httpx.AsyncClient() as http:
             r = await http.post(f"{self.base}/api/calls", json=body)
             r.raise_for_status()
-            data: dict[str, Any] = r.json()
-        self.call_id = data["id"]
-        self.read_token = data.get("read_token")
+            data: Json = r.json()
+        self.call_id = str(data["id"])
+        token = data.get("read_token")
+        self.read_token = token if isinstance(token, str) else None
         return data
 
     async def connect(self, media_url: str, wait_ready: bool = True) -> None:
@@ -73,16 +77,16 @@ class CallClient:
         if wait_ready:
             self.ready = await self.wait_for(lambda m: m["type"] == "ready")
 
-    async def start(self, **body: Any) -> None:
+    async def start(self, **body: object) -> None:
         data = await self.create(**body)
-        await self.connect(data["media_url"])
+        await self.connect(str(data["media_url"]))
 
     def _socket(self) -> ClientConnection:
         if self.ws is None:
             raise RuntimeError("not connected: call connect() or start() first")
         return self.ws
 
-    async def send_json(self, body: dict[str, Any]) -> None:
+    async def send_json(self, body: Json) -> None:
         await self._socket().send(json.dumps(body))
 
     async def end(self) -> None:
@@ -123,7 +127,7 @@ class CallClient:
         finally:
             self._changed.set()
 
-    def _take(self, message: str | bytes) -> dict[str, Any] | None:
+    def _take(self, message: str | bytes) -> Json | None:
         """Keep what arrived, in order; the message, or None for audio."""
         now = time.monotonic()
         self._changed.set()
@@ -131,7 +135,7 @@ class CallClient:
             self.audio.append((now, message))
             self.received.append(len(message))
             return None
-        body: dict[str, Any] = json.loads(message)
+        body: Json = json.loads(message)
         self.messages.append(body)
         self.arrivals.append(now)
         self.received.append(body)
@@ -151,7 +155,7 @@ class CallClient:
                 return
             await backoff.sleep()
 
-    async def _adopt(self, ws: ClientConnection, ready: dict[str, Any] | None) -> None:
+    async def _adopt(self, ws: ClientConnection, ready: Json | None) -> None:
         """``ws`` carries the call from now. When its ``ready`` says the agent did
         not hear the previous socket's frames from ``resume_from`` on, those go
         again first, then what was captured while no socket was open."""
@@ -165,10 +169,11 @@ class CallClient:
             for frame in again:
                 await self._send_frame(frame)
 
-    def _note(self, body: dict[str, Any]) -> None:
+    def _note(self, body: Json) -> None:
         kind = body.get("type")
-        if kind in ("ready", "reconnect") and isinstance(body.get("resume_url"), str):
-            self.resume_url = body["resume_url"]
+        url = body.get("resume_url")
+        if kind in ("ready", "reconnect") and isinstance(url, str):
+            self.resume_url = url
         if kind == "ended":
             self._ended = True
 
@@ -181,7 +186,7 @@ class CallClient:
             and code not in FINAL_CLOSES
         )
 
-    async def _reopen(self) -> tuple[ClientConnection, dict[str, Any] | None] | None:
+    async def _reopen(self) -> tuple[ClientConnection, Json | None] | None:
         backoff = Backoff(0.1, 2.0)
         deadline = time.monotonic() + self.resume_window
         while time.monotonic() < deadline and self.resume_url is not None:
@@ -191,7 +196,7 @@ class CallClient:
             await backoff.sleep()
         return None
 
-    async def _opened(self, url: str) -> tuple[ClientConnection, dict[str, Any] | None] | None:
+    async def _opened(self, url: str) -> tuple[ClientConnection, Json | None] | None:
         """A socket to ``url`` that took the call, with its first message (its
         ``ready``), or None: refused, unreachable, or a server going away too."""
         ws = await _try_open(url)
@@ -209,8 +214,8 @@ class CallClient:
     # -- waiting and sending -----------------------------------------------------------
 
     async def wait_for(
-        self, predicate: Any, timeout: float = 20.0, start: int = 0
-    ) -> dict[str, Any]:
+        self, predicate: Callable[[Json], bool], timeout: float = 20.0, start: int = 0
+    ) -> Json:
         async with asyncio.timeout(timeout):
             while True:
                 for m in self.messages[start:]:
@@ -259,13 +264,13 @@ class CallClient:
             await asyncio.wait_for(self._reader, 10)
         await self._tasks.cancel_all()
 
-    def of_type(self, type_: str) -> list[dict[str, Any]]:
+    def of_type(self, type_: str) -> list[Json]:
         return [m for m in self.messages if m["type"] == type_]
 
-    def finals(self, role: str) -> list[dict[str, Any]]:
+    def finals(self, role: str) -> list[Json]:
         return [m for m in self.of_type("transcript") if m["role"] == role and m["final"]]
 
-    async def get_call(self) -> dict[str, Any]:
+    async def get_call(self) -> Json:
         """The call's record (``GET /api/calls/{id}``), with its turns."""
         credential = self.read_token or self.admin_key
         if credential is None:
@@ -276,7 +281,7 @@ class CallClient:
                 headers={"Authorization": f"Bearer {credential}"},
             )
             r.raise_for_status()
-            data: dict[str, Any] = r.json()
+            data: Json = r.json()
             return data
 
 

@@ -9,15 +9,13 @@ A subclass sets its code and flag in its class statement:
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class VoxfleetError(Exception):
     code = "internal"
     retryable = False
 
     def __init_subclass__(
-        cls, code: str | None = None, retryable: bool | None = None, **kwargs: Any
+        cls, code: str | None = None, retryable: bool | None = None, **kwargs: object
     ) -> None:
         super().__init_subclass__(**kwargs)
         if code is not None:

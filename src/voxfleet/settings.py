@@ -52,7 +52,7 @@ class FileSecretsSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for name in SECRET_FIELDS:
             file_var = f"{ENV_PREFIX}{name.upper()}_FILE"
             path = self._environ.get(file_var)
@@ -192,7 +192,7 @@ class Settings(BaseSettings):
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -258,7 +258,7 @@ class RedisBus(Bus):
             pinged = False
             self._dispatch(reply)
 
-    def _dispatch(self, reply: Any) -> None:
+    def _dispatch(self, reply: object) -> None:
         if not isinstance(reply, list) or len(reply) != 3:
             return  # PONG
         kind, channel, data = reply

@@ -6,7 +6,6 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 
 class CallStatus(StrEnum):
@@ -75,10 +74,10 @@ class ToolUse:
     """A tool the agent called during a turn: its arguments and what it got back."""
 
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, object]
     result: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "arguments": self.arguments, "result": self.result}
 
 

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 REDACTED = "[redacted]"
@@ -54,7 +53,7 @@ class RedactSecrets(logging.Filter):
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -79,11 +78,11 @@ class _ConsoleFormatter(logging.Formatter):
         return line
 
 
-_BOUND: ContextVar[dict[str, Any] | None] = ContextVar("log_fields", default=None)
+_BOUND: ContextVar[dict[str, object] | None] = ContextVar("log_fields", default=None)
 
 
 @contextlib.contextmanager
-def bound(**fields: Any) -> Iterator[None]:
+def bound(**fields: object) -> Iterator[None]:
     """Add ``fields`` to every line logged in this context, and in the tasks it
     starts (a room's session binds its room id, so a provider's fault is logged
     with the call it hurt)."""
@@ -100,26 +99,26 @@ class Logger:
     def __init__(self, name: str) -> None:
         self._log = logging.getLogger(name)
 
-    def _emit(self, level: int, msg: str, exc: bool, fields: dict[str, Any]) -> None:
+    def _emit(self, level: int, msg: str, exc: bool, fields: dict[str, object]) -> None:
         if self._log.isEnabledFor(level):
             context = _BOUND.get()
             if context:
                 fields = {**context, **fields}
             self._log.log(level, msg, exc_info=exc, extra={"fields": fields}, stacklevel=3)
 
-    def debug(self, msg: str, **fields: Any) -> None:
+    def debug(self, msg: str, **fields: object) -> None:
         self._emit(logging.DEBUG, msg, False, fields)
 
-    def info(self, msg: str, **fields: Any) -> None:
+    def info(self, msg: str, **fields: object) -> None:
         self._emit(logging.INFO, msg, False, fields)
 
-    def warning(self, msg: str, **fields: Any) -> None:
+    def warning(self, msg: str, **fields: object) -> None:
         self._emit(logging.WARNING, msg, False, fields)
 
-    def error(self, msg: str, **fields: Any) -> None:
+    def error(self, msg: str, **fields: object) -> None:
         self._emit(logging.ERROR, msg, False, fields)
 
-    def exception(self, msg: str, **fields: Any) -> None:
+    def exception(self, msg: str, **fields: object) -> None:
         self._emit(logging.ERROR, msg, True, fields)
 
 

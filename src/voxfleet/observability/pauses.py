@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from typing import Any
 
 from prometheus_client import Histogram
 
@@ -59,7 +58,7 @@ class GcPauses:
         self._started = 0.0
         self._slow: list[tuple[float, int, int]] = []
 
-    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
         now = time.perf_counter()
         if phase == "start":
             self._started = now

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -21,7 +21,7 @@ class ToolCall:
     name: str
     arguments: str
 
-    def parsed_arguments(self) -> dict[str, Any]:
+    def parsed_arguments(self) -> dict[str, object]:
         """The arguments as a dict; {} when the model wrote no valid JSON object."""
         try:
             value = json.loads(self.arguments or "{}")
@@ -45,7 +45,9 @@ class ToolSpec:
 
     name: str
     description: str
-    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    parameters: dict[str, object] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
 
 
 @dataclass(slots=True, frozen=True)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import get_logger
 from voxfleet.providers.endpoints import Endpoint, load_endpoints
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from voxfleet.providers.base import Provider, Providers
     from voxfleet.settings import Settings
 
@@ -88,7 +90,7 @@ def build_providers(settings: Settings) -> Providers:
     from voxfleet.providers.chain import FallbackLLM, FallbackSTT, FallbackTTS
 
     endpoints = load_endpoints(settings.endpoints_file)
-    clients: dict[str, Any] = {}  # one SDK client per endpoint, shared by its capabilities
+    clients: dict[str, AsyncOpenAI] = {}  # one SDK client per endpoint, shared by its capabilities
     chains: dict[str, list[Provider]] = {}
     for kind in KINDS:
         names = settings.chain_for(kind)
@@ -117,7 +119,7 @@ def _load(
     name: str,
     settings: Settings,
     endpoints: dict[str, Endpoint],
-    clients: dict[str, Any],
+    clients: dict[str, AsyncOpenAI],
 ) -> Provider:
     started = time.perf_counter()
     if name in REGISTRY[kind]:

@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -131,7 +130,7 @@ class Runtime:
     # -- lifecycle --------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
+    async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
         if self._migrate and self.engine is not None:
             await migrate(self.engine)
         if Role.AGENT in self.roles and self.store is not None:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, update
@@ -179,7 +178,7 @@ class CallStore:
                 yield session
 
 
-def _upsert_turn(dialect: str, values: dict[str, Any]) -> Insert:
+def _upsert_turn(dialect: str, values: dict[str, object]) -> Insert:
     # Both dialects spell the upsert the same way but build it from their own insert().
     if dialect == "postgresql":
         pg_insert = postgresql.insert(TurnRow).values(values)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.websockets import WebSocket
 
@@ -94,7 +93,7 @@ class SocketEntry:
 
     def _check(
         self, tokens: MediaTokens | ResumeTokens, token: str, call_id: str
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         try:
             return tokens.verify(token, call_id, time.time())
         except AuthError as e:

@@ -20,7 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from voxfleet.errors import AuthError, Forbidden
 
@@ -53,7 +53,7 @@ class CallTokens:
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}", float(int(expires))
 
-    def verify(self, token: str, call_id: str, now: float) -> dict[str, Any]:
+    def verify(self, token: str, call_id: str, now: float) -> dict[str, object]:
         """The token's claims. Raise AuthError (code ``token_invalid`` or
         ``token_expired``) or Forbidden (code ``token_foreign``) unless ``token``
         admits to ``call_id`` now."""

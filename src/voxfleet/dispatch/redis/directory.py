@@ -10,12 +10,10 @@ its lease gone and no newer fence, and re-asserts both: live rooms survive."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from redis.asyncio import Redis
 
 from voxfleet.dispatch.base import TOMBSTONE_SECONDS, Lease, LeaseLost, RoomDirectory, RoomEnded
-from voxfleet.dispatch.redis.keys import room_key, text, wrapped
+from voxfleet.dispatch.redis.keys import Reply, room_key, text, wrapped
 from voxfleet.dispatch.redis.scripts import ACQUIRE, CLAIM_SOCKET, RELEASE, RENEW, SAVE
 from voxfleet.domain.conversation import ConversationState
 
@@ -94,7 +92,7 @@ class RedisRoomDirectory(RoomDirectory):
 
     @wrapped
     async def orphans(self) -> list[tuple[str, str]]:
-        raw: Any = await self._redis.hgetall(ROOMS)
+        raw: dict[Reply, Reply] = await self._redis.hgetall(ROOMS)
         rooms = {text(k): text(v) for k, v in raw.items()}
         if not rooms:
             return []
@@ -116,11 +114,11 @@ class RedisRoomDirectory(RoomDirectory):
 
     @wrapped
     async def rooms(self) -> dict[str, str]:
-        keys: Any = await self._redis.hkeys(ROOMS)
+        keys: list[Reply] = await self._redis.hkeys(ROOMS)
         ids = [text(r) for r in keys]
         if not ids:
             return {}
-        values: Any = await self._redis.mget([room_key(r, "lease") for r in ids])
+        values: list[Reply | None] = await self._redis.mget([room_key(r, "lease") for r in ids])
         return {
             room_id: (text(value).rsplit("|", 1)[0] if value else "")
             for room_id, value in zip(ids, values, strict=True)

@@ -48,6 +48,12 @@ def room_key(room_id: str, part: str) -> str:
     return f"vf:room:{room_id}:{part}"
 
 
-def text(value: Any) -> str:
+# What a Redis reply holds: bytes, or str when the client decodes replies.
+Reply = bytes | str
+# One entry of a Stream: its id and its fields.
+StreamEntry = tuple[Reply, dict[Reply, Reply]]
+
+
+def text(value: object) -> str:
     """Redis replies are bytes or str depending on the client's decoding."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -4,13 +4,13 @@ reclaimed by another (XAUTOCLAIM after CLAIM_IDLE_MS)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from voxfleet.dispatch.base import RoomJob, RoomQueue
-from voxfleet.dispatch.redis.keys import text, wrapped
+from voxfleet.dispatch.redis.keys import Reply, StreamEntry, text, wrapped
 
 QUEUE = "vf:queue"
 GROUP = "agents"
@@ -43,14 +43,25 @@ class RedisRoomQueue(RoomQueue):
         await self._ensure_group()
         try:
             # First, a job another agent took but never finished (it died).
-            claimed: Any = await self._redis.xautoclaim(
-                QUEUE, GROUP, consumer, min_idle_time=self._claim_idle_ms, start_id="0-0", count=1
+            claimed = cast(
+                tuple[Reply, list[StreamEntry]] | None,
+                await self._redis.xautoclaim(
+                    QUEUE,
+                    GROUP,
+                    consumer,
+                    min_idle_time=self._claim_idle_ms,
+                    start_id="0-0",
+                    count=1,
+                ),
             )
-            entries: list[Any] = claimed[1] if claimed else []
+            entries = claimed[1] if claimed else []
             if not entries:
                 block = None if timeout is None else max(1, int(timeout * 1000))
-                reply: Any = await self._redis.xreadgroup(
-                    GROUP, consumer, {QUEUE: ">"}, count=1, block=block or 0
+                reply = cast(
+                    list[tuple[Reply, list[StreamEntry]]],
+                    await self._redis.xreadgroup(
+                        GROUP, consumer, {QUEUE: ">"}, count=1, block=block or 0
+                    ),
                 )
                 entries = reply[0][1] if reply else []
         except ResponseError as e:
@@ -68,7 +79,7 @@ class RedisRoomQueue(RoomQueue):
             return job
         return None
 
-    async def _ack(self, entry_id: Any) -> None:
+    async def _ack(self, entry_id: Reply) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(QUEUE, GROUP, entry_id)
             pipe.xdel(QUEUE, entry_id)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from redis.asyncio import Redis
 
 from voxfleet.dispatch.base import AgentInfo, AgentRegistry
-from voxfleet.dispatch.redis.keys import text, wrapped
+from voxfleet.dispatch.redis.keys import Reply, text, wrapped
 
 AGENTS = "vf:agents"
 
@@ -33,11 +32,11 @@ class RedisAgentRegistry(AgentRegistry):
 
     @wrapped
     async def agents(self) -> list[AgentInfo]:
-        members: Any = await self._redis.smembers(AGENTS)
+        members: set[Reply] = await self._redis.smembers(AGENTS)
         ids = [text(a) for a in members]
         if not ids:
             return []
-        values: Any = await self._redis.mget([f"vf:agent:{a}" for a in ids])
+        values: list[Reply | None] = await self._redis.mget([f"vf:agent:{a}" for a in ids])
         live: list[AgentInfo] = []
         gone: list[str] = []
         for agent_id, raw in zip(ids, values, strict=True):

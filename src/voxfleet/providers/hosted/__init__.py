@@ -4,10 +4,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
+from openai import AsyncOpenAI
+
+from voxfleet.providers.base import Provider
+from voxfleet.providers.endpoints import Endpoint
 from voxfleet.providers.hosted.llm import HostedLLM
 from voxfleet.providers.hosted.stt import HostedSTT
 from voxfleet.providers.hosted.tts import HostedTTS
 
-HOSTED: dict[str, Any] = {"llm": HostedLLM, "stt": HostedSTT, "tts": HostedTTS}
+HOSTED: dict[str, Callable[[Endpoint, AsyncOpenAI], Provider]] = {
+    "llm": HostedLLM,
+    "stt": HostedSTT,
+    "tts": HostedTTS,
+}

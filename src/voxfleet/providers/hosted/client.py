@@ -13,13 +13,16 @@ import contextlib
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from voxfleet.errors import ConfigError, ProviderError, ProviderTimeout, ProviderUnavailable
 from voxfleet.providers.endpoints import Endpoint
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 
@@ -51,17 +54,18 @@ class KeyFile:
         return self.read()
 
 
-def make_client(endpoint: Endpoint, credential: Any = None) -> AsyncOpenAI:
+def make_client(endpoint: Endpoint, credential: AsyncTokenCredential | None = None) -> AsyncOpenAI:
     """The SDK client of ``endpoint``. ``credential``: an azure-identity async
     credential for ``auth = "entra"`` (default: DefaultAzureCredential)."""
-    common: dict[str, Any] = {"max_retries": 0, "timeout": endpoint.request_seconds}
     api_key: str | Callable[[], Awaitable[str]]
     if endpoint.auth == "key" and endpoint.api_key_file is not None:  # validated: it is set
         api_key = KeyFile(endpoint.api_key_file)
     else:
         api_key = "unused"
     if endpoint.api == "openai":
-        return AsyncOpenAI(base_url=endpoint.url, api_key=api_key, **common)
+        return AsyncOpenAI(
+            base_url=endpoint.url, api_key=api_key, max_retries=0, timeout=endpoint.request_seconds
+        )
     if endpoint.auth == "entra":
         from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
@@ -70,10 +74,15 @@ def make_client(endpoint: Endpoint, credential: Any = None) -> AsyncOpenAI:
             azure_endpoint=endpoint.url,
             api_version=endpoint.api_version,
             azure_ad_token_provider=provider,
-            **common,
+            max_retries=0,
+            timeout=endpoint.request_seconds,
         )
     return AsyncAzureOpenAI(
-        azure_endpoint=endpoint.url, api_version=endpoint.api_version, api_key=api_key, **common
+        azure_endpoint=endpoint.url,
+        api_version=endpoint.api_version,
+        api_key=api_key,
+        max_retries=0,
+        timeout=endpoint.request_seconds,
     )
 
 

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from typing import cast
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, omit
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolCall, ToolSpec
@@ -14,9 +15,9 @@ from voxfleet.providers.endpoints import Endpoint
 from voxfleet.providers.hosted.client import sdk_errors
 
 
-def wire_message(message: ChatMessage) -> dict[str, Any]:
+def wire_message(message: ChatMessage) -> ChatCompletionMessageParam:
     """A chat message in the Chat Completions wire format."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    out: dict[str, object] = {"role": message.role, "content": message.content}
     if message.tool_calls:
         out["tool_calls"] = [
             {
@@ -28,10 +29,11 @@ def wire_message(message: ChatMessage) -> dict[str, Any]:
         ]
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
-    return out
+    # The role decides which of the SDK's message types this is; the wire format is the same.
+    return cast(ChatCompletionMessageParam, out)
 
 
-def wire_tool(tool: ToolSpec) -> dict[str, Any]:
+def wire_tool(tool: ToolSpec) -> ChatCompletionToolParam:
     return {
         "type": "function",
         "function": {
@@ -58,19 +60,17 @@ class HostedLLM(LLM):
     async def _stream(
         self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[Piece, None]:
-        request: dict[str, Any] = {
-            "model": self._model,
-            "messages": [wire_message(m) for m in messages],
-            "stream": True,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
-        }
-        if tools:
-            request["tools"] = [wire_tool(t) for t in tools]
         calls: dict[int, dict[str, str]] = {}
         with sdk_errors(self.name, "chat"):
-            stream = await self._client.chat.completions.create(**request)
+            stream = await self._client.chat.completions.create(
+                model=self._model,
+                messages=[wire_message(m) for m in messages],
+                stream=True,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                tools=[wire_tool(t) for t in tools] if tools else omit,
+            )
             try:
                 async for chunk in stream:
                     if not chunk.choices:

