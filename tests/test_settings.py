@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from voxfleet.errors import ConfigError
-from voxfleet.settings import DEV_SECRET_KEY, SECRET_FIELDS, Settings
+from voxfleet.settings import DEV_SECRET_KEY, Settings
+from voxfleet.settings_files import SECRET_FIELDS
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("clean_env")]
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,45 +25,12 @@ from pydantic_settings import (
 from voxfleet.errors import ConfigError
 from voxfleet.providers.endpoints import load_endpoints
 from voxfleet.providers.registry import KINDS, check_chain
+from voxfleet.settings_files import ENV_PREFIX, FileSecretsSource
 
-ENV_PREFIX = "VOXFLEET_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the known dev default
-SECRET_FIELDS = (
-    "secret_key",
-    "admin_api_key",
-    "database_url",
-    "redis_url",
-    "redis_password",
-)
 ADMIN_KEY_MIN_LENGTH = 24
 # Words that mark a value copied from an example rather than generated.
 PLACEHOLDER_WORDS = ("change", "example", "dev-only", "insecure", "placeholder", "password")
-
-
-class FileSecretsSource(PydanticBaseSettingsSource):
-    """Reads ``VOXFLEET_<FIELD>_FILE`` for the secret fields."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str]) -> None:
-        super().__init__(settings_cls)
-        self._environ = environ
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, object] = {}
-        for name in SECRET_FIELDS:
-            file_var = f"{ENV_PREFIX}{name.upper()}_FILE"
-            path = self._environ.get(file_var)
-            if not path:
-                continue
-            if f"{ENV_PREFIX}{name.upper()}" in self._environ:
-                raise ValueError(f"set either {ENV_PREFIX}{name.upper()} or {file_var}, not both")
-            try:
-                values[name] = Path(path).read_text(encoding="utf-8").strip()
-            except OSError as e:
-                raise ValueError(f"{file_var}: cannot read {path!r}: {e.strerror}") from e
-        return values
 
 
 class Settings(BaseSettings):
@@ -167,6 +133,21 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(
         10.0, gt=0, description="How long an open breaker skips its provider before a probe."
     )
+    transport: Literal["websocket", "livekit"] = Field(
+        "websocket",
+        description="How callers' media travels: the landing's WebSocket edge, or LiveKit rooms.",
+    )
+    livekit_url: str | None = Field(
+        None, description="The LiveKit server (wss://…), for transport=livekit."
+    )
+    livekit_api_key: str | None = Field(None, description="LiveKit API key (its name).")
+    livekit_api_secret: SecretStr | None = Field(None, description="LiveKit API secret.")
+    livekit_token_ttl_seconds: int = Field(
+        120, ge=10, le=3600, description="How long a caller's LiveKit join token admits a join."
+    )
+    livekit_webhook_max_age_seconds: int = Field(
+        300, ge=10, description="Older LiveKit webhooks (by their created_at) are refused."
+    )
     stt_threads: int = Field(2, ge=1)
     llm_threads: int = Field(2, ge=1)
     llm_context: int = Field(2048, ge=256)
@@ -242,6 +223,14 @@ class Settings(BaseSettings):
                 "caller_gone_seconds: must be longer than resume_window_seconds "
                 f"({self.resume_window_seconds}), or rooms end while their caller may resume"
             )
+        if self.transport == "livekit":
+            missing = [
+                name
+                for name in ("livekit_url", "livekit_api_key", "livekit_api_secret")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"transport=livekit needs {', '.join(missing)}")
         try:
             endpoints = load_endpoints(self.endpoints_file)
         except ConfigError as e:
