@@ -1,6 +1,6 @@
 """Secrets given as files: ``VOXFLEET_<NAME>_FILE`` is a path whose content is
 the value (how Azure Key Vault secrets arrive through the Secrets Store CSI
-driver), for the fields in SECRET_FIELDS."""
+driver), for the fields in FILE_FIELDS."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ SECRET_FIELDS = (
     "redis_password",
     "livekit_api_secret",
 )
+# Not secret, but kept beside their secret in Key Vault and mounted the same way.
+FILE_FIELDS = (*SECRET_FIELDS, "livekit_url", "livekit_api_key")
 
 
 class FileSecretsSource(PydanticBaseSettingsSource):
-    """Reads ``VOXFLEET_<FIELD>_FILE`` for the secret fields."""
+    """Reads ``VOXFLEET_<FIELD>_FILE`` for the fields in FILE_FIELDS."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str]) -> None:
         super().__init__(settings_cls)
@@ -33,7 +35,7 @@ class FileSecretsSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, object] = {}
-        for name in SECRET_FIELDS:
+        for name in FILE_FIELDS:
             file_var = f"{ENV_PREFIX}{name.upper()}_FILE"
             path = self._environ.get(file_var)
             if not path:
