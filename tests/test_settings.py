@@ -92,6 +92,34 @@ def test_secret_is_read_from_its_file_and_stripped(
     assert secret.get_secret_value() == value
 
 
+def test_livekit_settings_come_as_files_as_the_chart_mounts_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in {
+        "LIVEKIT_URL": "wss://voxfleet.livekit.cloud",
+        "LIVEKIT_API_KEY": "APIkey123",
+        "LIVEKIT_API_SECRET": "a-secret-of-enough-length-for-livekit",
+    }.items():
+        path = tmp_path / name
+        path.write_text(value + "\n")
+        monkeypatch.setenv(f"VOXFLEET_{name}_FILE", str(path))
+    monkeypatch.setenv("VOXFLEET_TRANSPORT", "livekit")
+    s = settings()
+    assert s.livekit_url == "wss://voxfleet.livekit.cloud"
+    assert s.livekit_api_key == "APIkey123"
+    assert s.livekit_api_secret is not None
+    assert s.livekit_api_secret.get_secret_value() == "a-secret-of-enough-length-for-livekit"
+
+
+def test_livekit_transport_names_what_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOXFLEET_TRANSPORT", "livekit")
+    monkeypatch.setenv("VOXFLEET_LIVEKIT_API_SECRET", "s")
+    with pytest.raises(
+        ValidationError, match="transport=livekit needs livekit_url, livekit_api_key"
+    ):
+        settings()
+
+
 def test_database_url_file_sets_sqlalchemy_url(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
