@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Microphone, machine, percentile, piper_question, rss_mib, up_server
-from bench.latency import QUESTIONS, one_call
+from bench.latency import QUESTIONS
 from voxfleet.client import CallClient
 
 
@@ -61,23 +61,61 @@ async def connected(base: str, pid: int, calls: int) -> dict[str, Any]:
     }
 
 
+async def talker(base: str, questions: list[tuple[str, bytes]]) -> tuple[list[float], int]:
+    """One caller asking ``questions``, each after the previous reply ended:
+    ms from the end of speech to the first reply audio, and the turns that got
+    no reply within 60 s. (Any reply counts: with several calls on the cores the
+    endpointer may cut a question in two, so turns are not matched by number.)"""
+    call = CallClient(base)
+    await call.start()
+    latencies: list[float] = []
+    unanswered = 0
+    await call.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "agent", timeout=60)
+    async with Microphone(call) as mic:
+        for _text, pcm in questions:
+            await asyncio.sleep(0.6)
+            start, frames_before = len(call.messages), len(call.audio)
+            speech_end = mic.say(pcm)
+            try:
+                await call.wait_for(
+                    lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"],
+                    timeout=60,
+                    start=start,
+                )
+                await call.wait_for(
+                    lambda m: m["type"] == "transcript" and m["role"] == "agent" and m["final"],
+                    timeout=60,
+                    start=start,
+                )
+            except TimeoutError:
+                unanswered += 1
+                continue
+            first = next((t for t, _ in call.audio[frames_before:] if t >= speech_end), None)
+            if first is not None:
+                latencies.append((first - speech_end) * 1000)
+    await call.end()
+    await call.close()
+    return latencies, unanswered
+
+
 async def talking(base: str, pid: int, calls: int, questions: int) -> dict[str, Any]:
     """``calls`` callers at once, each asking ``questions`` questions; their
     turns are not aligned (each starts after a random 0-2 s)."""
     spoken = [(q, piper_question(q)) for q in QUESTIONS]
     idle_hwm = status_mib(pid, "VmHWM")
 
-    async def caller(k: int) -> list[float]:
+    async def caller(k: int) -> tuple[list[float], int]:
         await asyncio.sleep(random.uniform(0, 2))
-        batch = [spoken[(k * questions + i) % len(spoken)] for i in range(questions)]
-        latencies, _marks = await one_call(base, batch)
-        return latencies
+        return await talker(
+            base, [spoken[(k * questions + i) % len(spoken)] for i in range(questions)]
+        )
 
     results = await asyncio.gather(*(caller(k) for k in range(calls)))
-    latencies = [x for r in results for x in r]
+    latencies = [x for lat, _ in results for x in lat]
     return {
         "calls": calls,
-        "turns": len(latencies),
+        "turns_answered": len(latencies),
+        "turns_unanswered": sum(u for _, u in results),
         "vm_hwm_idle_mib": round(idle_hwm),
         "vm_hwm_mib": round(status_mib(pid, "VmHWM")),
         "voice_to_voice_ms_p50": round(percentile(latencies, 50)),
