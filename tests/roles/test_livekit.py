@@ -5,6 +5,7 @@ livekit-api's own code, end the call, unless forged, tampered, stale or replayed
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -170,3 +171,19 @@ async def test_without_livekit_there_is_no_webhook_route(tmp_path: Path) -> None
         r = await http.post(HOOK, content=body, headers=headers)
     assert created["livekit"] is None and created["media_url"].startswith("ws://")
     assert r.status_code == 404
+
+
+async def test_the_page_may_reach_livekit_and_loads_its_bundle_locally(tmp_path: Path) -> None:
+    async with (
+        app_server(tmp_path, roles=LANDING, **LIVEKIT) as (base, _runtime),
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        csp = (await http.get("/")).headers["content-security-policy"]
+        page_link = (await http.get("/static/call-livekit.js")).text
+        bundle = await http.get("/static/vendor/livekit-client.esm.js")
+    assert "wss://lk.example.com https://lk.example.com" in csp
+    assert "script-src 'self';" in csp  # the bundle is ours to serve: no CDN, no eval
+    assert "./vendor/livekit-client.esm.js" in page_link and "'voxfleet'" in page_link
+    assert bundle.status_code == 200 and "javascript" in bundle.headers["content-type"]
+    assert not re.search(r"\beval\(|new Function\(|setAttribute\(['\"]style", bundle.text)
+    assert "as RoomEvent" in bundle.text  # the names the page imports are exported

@@ -54,5 +54,6 @@ def create_app(
         SecurityHeaders,
         public_origin=settings.public_origin,
         exempt=DOCS_PATHS if settings.api_docs else (),
+        livekit_url=settings.livekit_url if settings.transport == "livekit" else None,
     )
     return app
