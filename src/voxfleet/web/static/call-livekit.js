@@ -6,6 +6,8 @@
 // call.js treats both alike. livekit-client is bundled (static/vendor/, built
 // by `./vf web`) and loaded only for such calls.
 
+import { StartError } from './api.js';
+
 const TOPIC = 'voxfleet';
 const decoder = new TextDecoder();
 
@@ -21,6 +23,7 @@ export class LiveKitLink {
     this.on = on;
     this.room = null;
     this.done = false;
+    this.joined = false;
     this.audioEls = [];
   }
 
@@ -46,11 +49,16 @@ export class LiveKitLink {
     room.on(RoomEvent.Reconnecting, () => this.on.resuming());
     room.on(RoomEvent.Reconnected, () => this.on.reconnected());
     room.on(RoomEvent.Disconnected, (reason) => {
-      if (this.done) return;
+      if (this.done || !this.joined) return; // a failed join is reported by open()
       const ended = reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.CLIENT_INITIATED;
       this.on.closed({ code: ended ? 1000 : 1006 });
     });
-    await room.connect(join.url, join.token, { autoSubscribe: true });
+    try {
+      await room.connect(join.url, join.token, { autoSubscribe: true });
+    } catch (err) {
+      throw new StartError(`Could not join the call's audio room (${err?.message || err}). Press Talk to try again.`);
+    }
+    this.joined = true;
     if (this.done) {
       await room.disconnect();
       return;
