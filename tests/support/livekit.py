@@ -46,6 +46,13 @@ def event(
 def signed(ev: WebhookEvent, secret: str = SECRET) -> tuple[str, dict[str, str]]:
     """(body, headers) of the webhook LiveKit would send for ``ev``."""
     body = MessageToJson(ev)
+    return body, {
+        "Authorization": signature(body, secret),
+        "Content-Type": "application/webhook+json",
+    }
+
+
+def signature(body: str, secret: str = SECRET) -> str:
+    """The ``Authorization`` header LiveKit signs ``body`` with."""
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = AccessToken(KEY, secret).with_sha256(digest).with_ttl(timedelta(minutes=5)).to_jwt()
-    return body, {"Authorization": token, "Content-Type": "application/webhook+json"}
+    return AccessToken(KEY, secret).with_sha256(digest).with_ttl(timedelta(minutes=5)).to_jwt()

@@ -11,15 +11,17 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from livekit.protocol.models import DisconnectReason
+from livekit.protocol.webhook import WebhookEvent
 from pydantic import BaseModel
 
 from voxfleet.domain.calls import EndReason
-from voxfleet.errors import NotFound
+from voxfleet.errors import NotFound, VoxfleetError
 from voxfleet.observability.logging import get_logger
 from voxfleet.roles.api_models import error_responses
 from voxfleet.roles.deps import LandingDep
 from voxfleet.transport.livekit.grants import CALLER_IDENTITY
 from voxfleet.transport.livekit.landing import LiveKitLanding
+from voxfleet.transport.livekit.rooms import LiveKitRooms
 
 log = get_logger(__name__)
 router = APIRouter()
@@ -45,18 +47,26 @@ LiveKitDep = Annotated[LiveKitLanding, Depends(get_livekit)]
 async def livekit_webhook(request: Request, livekit: LiveKitDep) -> WebhookTaken:
     body = await request.body()
     event = await livekit.webhooks.verify(body, request.headers.get("authorization"))
-    rooms, room = livekit.rooms, event.room.name
+    try:
+        action = await _take(livekit.rooms, event)
+    except VoxfleetError:
+        await livekit.webhooks.failed(event)  # answered 5xx: LiveKit sends it again
+        raise
+    room = event.room.name[:64]
+    log.info("livekit webhook taken", event=event.event, call_id=room, action=action)
+    return WebhookTaken(event=event.event, room=room, action=action)
+
+
+async def _take(rooms: LiveKitRooms, event: WebhookEvent) -> Action:
+    room = event.room.name
     is_caller = event.participant.identity == CALLER_IDENTITY
-    action: Action = "ignored"
     if event.event == "participant_joined" and is_caller:
-        if await rooms.joined(room):
-            action = "call_active"
-    elif event.event == "participant_left" and is_caller:
+        return "call_active" if await rooms.joined(room) else "ignored"
+    if event.event == "participant_left" and is_caller:
         by_caller = event.participant.disconnect_reason == DisconnectReason.CLIENT_INITIATED
         reason = EndReason.CALLER_ENDED if by_caller else EndReason.CALLER_DISCONNECTED
-        if await rooms.end(room, reason):
-            action = "call_ended"
-    elif event.event == "room_finished" and await rooms.end(room, EndReason.CALLER_DISCONNECTED):
-        action = "call_ended"
-    log.info("livekit webhook taken", event=event.event, call_id=room[:64], action=action)
-    return WebhookTaken(event=event.event, room=room[:64], action=action)
+        return "call_ended" if await rooms.end(room, reason) else "ignored"
+    if event.event == "room_finished":
+        ended = await rooms.end(room, EndReason.CALLER_DISCONNECTED)
+        return "call_ended" if ended else "ignored"
+    return "ignored"

@@ -20,6 +20,11 @@ class SeenEvents(ABC):
     async def first_time(self, event_id: str, keep_seconds: int) -> bool:
         """Record ``event_id``; True unless it was recorded within ``keep_seconds``."""
 
+    @abstractmethod
+    async def forget(self, event_id: str) -> None:
+        """Taking the event failed (the store was away): LiveKit's retry of it
+        must not be refused as a replay."""
+
 
 class InMemorySeenEvents(SeenEvents):
     def __init__(self) -> None:
@@ -34,6 +39,9 @@ class InMemorySeenEvents(SeenEvents):
         self._until[event_id] = now + keep_seconds
         return True
 
+    async def forget(self, event_id: str) -> None:
+        self._until.pop(event_id, None)
+
 
 class RedisSeenEvents(SeenEvents):
     def __init__(self, redis: Redis) -> None:
@@ -43,6 +51,10 @@ class RedisSeenEvents(SeenEvents):
     async def first_time(self, event_id: str, keep_seconds: int) -> bool:
         # SET NX: of two replicas taking the same event at once, one wins.
         return bool(await self._redis.set(KEY_PREFIX + event_id, b"1", nx=True, ex=keep_seconds))
+
+    @wrapped
+    async def forget(self, event_id: str) -> None:
+        await self._redis.delete(KEY_PREFIX + event_id)
 
 
 def seen_events(redis: Redis | None) -> SeenEvents:

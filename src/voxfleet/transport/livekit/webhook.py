@@ -6,6 +6,7 @@ not taken before. Whatever fails is refused with a code naming what is wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from google.protobuf.json_format import ParseError
 from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol.webhook import WebhookEvent
 
-from voxfleet.errors import AuthError, MalformedRequest
+from voxfleet.errors import AuthError, MalformedRequest, VoxfleetError
 from voxfleet.observability.logging import get_logger
 from voxfleet.transport.livekit.seen import SeenEvents
 
@@ -63,6 +64,11 @@ class WebhookVerifier:
         if not await self._seen.first_time(event.id, self._max_age + FUTURE_SKEW_S):
             raise _refused("webhook_replayed", f"id: event {event.id[:64]!r} was already taken")
         return event
+
+    async def failed(self, event: WebhookEvent) -> None:
+        """The verified ``event`` could not be taken: let LiveKit's retry through."""
+        with contextlib.suppress(VoxfleetError):
+            await self._seen.forget(event.id)
 
     def _signed_event(self, body: bytes, authorization: str | None) -> WebhookEvent:
         token = (authorization or "").strip()
