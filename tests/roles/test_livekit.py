@@ -143,7 +143,10 @@ async def test_forged_tampered_stale_and_replayed_webhooks_are_refused(tmp_path:
         code, message = (await refused(body, headers))[1:]
         assert code == "webhook_replayed" and "already taken" in message
         record = await _call(http, call_id)
+        metrics = (await http.get("/metrics")).text
     assert record["end_reason"] == "caller_ended"  # only the genuine webhook counted
+    for outcome in ("webhook_unsigned", "webhook_tampered", "webhook_replayed", "call_ended"):
+        assert f'voxfleet_livekit_webhooks_total{{outcome="{outcome}"}}' in metrics
 
 
 async def test_a_webhook_replayed_to_another_replica_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from voxfleet.domain.calls import EndReason
 from voxfleet.errors import NotFound, VoxfleetError
 from voxfleet.observability.logging import get_logger
+from voxfleet.observability.metrics import LIVEKIT_WEBHOOKS
 from voxfleet.roles.api_models import error_responses
 from voxfleet.roles.deps import LandingDep
 from voxfleet.transport.livekit.grants import CALLER_IDENTITY
@@ -53,6 +54,7 @@ async def livekit_webhook(request: Request, livekit: LiveKitDep) -> WebhookTaken
         await livekit.webhooks.failed(event)  # answered 5xx: LiveKit sends it again
         raise
     room = event.room.name[:64]
+    LIVEKIT_WEBHOOKS.labels(action).inc()
     log.info("livekit webhook taken", event=event.event, call_id=room, action=action)
     return WebhookTaken(event=event.event, room=room, action=action)
 

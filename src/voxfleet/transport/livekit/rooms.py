@@ -16,7 +16,7 @@ import time
 from voxfleet.aio import Backoff
 from voxfleet.bus.base import room_up
 from voxfleet.dispatch.base import RoomJob
-from voxfleet.domain.calls import CallStatus, EndReason, is_call_id
+from voxfleet.domain.calls import EndReason, is_call_id
 from voxfleet.errors import VoxfleetError
 from voxfleet.messages.room import Hangup, encode, encode_numbered
 from voxfleet.observability.logging import get_logger
@@ -51,11 +51,10 @@ class LiveKitRooms:
         """End a live call; False (nothing done) for a room that is no live call."""
         if not is_call_id(call_id):
             return False
-        call = await self._store.get_call(call_id)
-        if call is None or call.status is CallStatus.ENDED:
-            return False
+        # One conditional update: no such call, or one someone else (its agent, an
+        # earlier webhook) ended first, changes nothing.
         if not await self._store.end_call(call_id, reason, time.time()):
-            return False  # someone else (the agent, a second webhook) ended it first
+            return False
         CALLS_ENDED.labels(reason.value).inc()
         log.info("call ended", call_id=call_id, reason=reason.value)
         try:

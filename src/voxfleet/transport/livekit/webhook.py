@@ -17,6 +17,7 @@ from livekit.protocol.webhook import WebhookEvent
 
 from voxfleet.errors import AuthError, MalformedRequest, VoxfleetError
 from voxfleet.observability.logging import get_logger
+from voxfleet.observability.metrics import LIVEKIT_WEBHOOKS
 from voxfleet.transport.livekit.seen import SeenEvents
 
 log = get_logger(__name__)
@@ -110,5 +111,6 @@ class WebhookVerifier:
 
 
 def _refused(code: str, message: str) -> WebhookRefused:
+    LIVEKIT_WEBHOOKS.labels(code).inc()
     log.warning("livekit webhook refused", code=code, why=message)
     return WebhookRefused(message, code=code)
