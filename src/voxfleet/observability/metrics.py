@@ -56,6 +56,11 @@ RATE_LIMIT_ERRORS = Counter(
     "Admission checks that could not be made (storage unreachable) and let the call through.",
     ["check"],
 )
+LIVEKIT_WEBHOOKS = Counter(
+    "voxfleet_livekit_webhooks_total",
+    "LiveKit webhooks: taken (call_active, call_ended, ignored) or refused (its error code).",
+    ["outcome"],
+)
 HTTP_REFUSED = Counter(
     "voxfleet_http_refused_total",
     "Requests refused before any route: body_too_large (413) or origin (socket handshake).",

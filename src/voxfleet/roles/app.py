@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from voxfleet.errors import VoxfleetError
-from voxfleet.roles import health, landing, monitor
+from voxfleet.roles import health, landing, livekit_webhook, monitor
 from voxfleet.roles.middleware import BodyLimit, OriginCheck, SecurityHeaders
 from voxfleet.roles.responses import handle_voxfleet_error
 from voxfleet.roles.runtime import Role, Runtime
@@ -40,6 +40,8 @@ def create_app(
     app.include_router(health.router)
     if Role.LANDING in parts:
         app.include_router(landing.router)
+        if settings.transport == "livekit":
+            app.include_router(livekit_webhook.router)
         app.mount("/static", StaticFiles(directory=str(landing.STATIC_DIR)), name="static")
     if Role.MONITOR in parts:
         app.include_router(monitor.router)
@@ -52,5 +54,6 @@ def create_app(
         SecurityHeaders,
         public_origin=settings.public_origin,
         exempt=DOCS_PATHS if settings.api_docs else (),
+        livekit_url=settings.livekit_url if settings.transport == "livekit" else None,
     )
     return app

@@ -1,4 +1,5 @@
-"""The landing role: the public page, the call API and the WebSocket media edge.
+"""The landing role: the public page, the call API and the WebSocket media edge
+(or, with LiveKit as the transport, the caller's join token for the call's room).
 
 Routes stay thin: validation and shaping here, the work in CallStore,
 CallAdmission and MediaEdge; errors are raised and rendered in one shape by
@@ -11,20 +12,29 @@ import json
 import time
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from voxfleet.domain.calls import CallStatus, EndReason, Speaker, is_call_id, new_call_id
+from voxfleet.domain.calls import CallStatus, is_call_id, new_call_id
 from voxfleet.errors import InvalidRequest, MalformedRequest, NotFound, UnsupportedMediaType
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_STARTED
+from voxfleet.roles.api_models import (
+    CallCreated,
+    CallOut,
+    LiveKitJoin,
+    ProfileOut,
+    ProfilesOut,
+    error_responses,
+)
 from voxfleet.roles.auth import CallReaderDep
 from voxfleet.roles.deps import LandingDep, ProfilesDep, SettingsDep, StoreDep
 from voxfleet.roles.responses import clip, shorten
-from voxfleet.store.repository import CallRecord
+from voxfleet.settings import Settings
+from voxfleet.transport.livekit.grants import caller_token
 
 log = get_logger(__name__)
 STATIC_DIR = files("voxfleet").joinpath("web/static")
@@ -73,101 +83,6 @@ def client_address(request: Request) -> str:
 ClientDep = Annotated[str, Depends(client_address)]
 
 
-def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-class CallCreated(BaseModel):
-    id: str
-    profile: str
-    status: CallStatus
-    media_url: str = Field(description="Open the media socket here (token included).")
-    token_expires_at: datetime
-    read_token: str = Field(description="Reads this call: `Authorization: Bearer <token>`.")
-    read_token_expires_at: datetime
-
-
-class ToolUseOut(BaseModel):
-    name: str
-    arguments: dict[str, Any]
-    result: str
-
-
-class TurnOut(BaseModel):
-    seq: int
-    speaker: Speaker
-    text: str
-    interrupted: bool
-    started_at: datetime
-    ended_at: datetime
-    latency_ms: dict[str, float] = Field(
-        description="Marks of an agent reply, in ms after the end of the caller's speech."
-    )
-    tools: list[ToolUseOut] = Field(
-        default_factory=list, description="Tools the agent called in this turn, in order."
-    )
-
-
-class CallOut(BaseModel):
-    id: str
-    profile: str
-    status: CallStatus
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    end_reason: EndReason | None
-    turns: list[TurnOut]
-
-    @classmethod
-    def of(cls, call: CallRecord) -> CallOut:
-        return cls(
-            id=call.id,
-            profile=call.profile,
-            status=call.status,
-            created_at=datetime.fromtimestamp(call.created_at, UTC),
-            started_at=_utc(call.started_at),
-            ended_at=_utc(call.ended_at),
-            end_reason=call.end_reason,
-            turns=[
-                TurnOut(
-                    seq=t.seq,
-                    speaker=t.speaker,
-                    text=t.text,
-                    interrupted=t.interrupted,
-                    started_at=datetime.fromtimestamp(t.started_at, UTC),
-                    ended_at=datetime.fromtimestamp(t.ended_at, UTC),
-                    latency_ms=t.marks.as_ms_from_speech_end(),
-                    tools=[ToolUseOut(**use.as_dict()) for use in t.tools],
-                )
-                for t in call.turns
-            ],
-        )
-
-
-class ProfileOut(BaseModel):
-    name: str
-    title: str
-
-
-class ProfilesOut(BaseModel):
-    default: str
-    profiles: list[ProfileOut]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorOut} for status in statuses}
-
-
 router = APIRouter()
 
 
@@ -202,7 +117,7 @@ _CREATE_CALL_BODY = {
     "/api/calls",
     status_code=201,
     openapi_extra=_CREATE_CALL_BODY,
-    responses=_errors(400, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 413, 415, 422, 429, 503),
 )
 async def create_call(
     request: Request,
@@ -227,18 +142,40 @@ async def create_call(
     now = time.time()
     call_id = new_call_id()
     await store.create_call(call_id, profile.name, now)
-    token, expires = landing.tokens.issue(call_id, now)
     read_token, read_expires = landing.read_tokens.issue(call_id, now)
+    if landing.livekit is not None:
+        # The caller's media goes to LiveKit: its room is queued now (no media
+        # socket will), and no media token is issued, so no socket can open.
+        await landing.livekit.rooms.open(call_id, profile.name)
+        join = livekit_join(settings, call_id)
+        url, expires_at = None, join.token_expires_at
+    else:
+        join = None
+        token, expires = landing.tokens.issue(call_id, now)
+        url = media_url(settings.public_url or str(request.base_url), call_id, token)
+        expires_at = datetime.fromtimestamp(expires, UTC)
     CALLS_STARTED.inc()
-    log.info("call created", call_id=call_id, profile=profile.name)
+    log.info("call created", call_id=call_id, profile=profile.name, transport=settings.transport)
     return CallCreated(
         id=call_id,
         profile=profile.name,
         status=CallStatus.CREATED,
-        media_url=media_url(settings.public_url or str(request.base_url), call_id, token),
-        token_expires_at=datetime.fromtimestamp(expires, UTC),
+        media_url=url,
+        token_expires_at=expires_at,
         read_token=read_token,
         read_token_expires_at=datetime.fromtimestamp(read_expires, UTC),
+        livekit=join,
+    )
+
+
+def livekit_join(settings: Settings, call_id: str) -> LiveKitJoin:
+    """The caller's way into the call's LiveKit room: its room only."""
+    token, expires = caller_token(settings, call_id)
+    return LiveKitJoin(
+        url=settings.livekit_url or "",
+        room=call_id,
+        token=token,
+        token_expires_at=datetime.fromtimestamp(expires, UTC),
     )
 
 
@@ -256,7 +193,7 @@ def media_url(base: str, call_id: str, token: str) -> str:
     return f"{ws_base(base)}/ws/calls/{call_id}?token={token}"
 
 
-@router.get("/api/calls/{call_id}", responses=_errors(401, 403, 404))
+@router.get("/api/calls/{call_id}", responses=error_responses(401, 403, 404))
 async def get_call(reader: CallReaderDep, store: StoreDep) -> CallOut:
     missing = NotFound(f"call: no call with id {shorten(reader.call_id)}")
     if not is_call_id(reader.call_id):

@@ -87,8 +87,10 @@ class BodyLimit:
 
 class SecurityHeaders:
     """``public_origin``: where media sockets may also go (VOXFLEET_PUBLIC_URL).
-    ``exempt``: paths served without a CSP (the API docs pages, when enabled,
-    load their scripts from a CDN)."""
+    ``livekit_url``: the LiveKit server the page joins rooms on (its signalling
+    socket, and the HTTP requests livekit-client makes to it), when that is the
+    transport. ``exempt``: paths served without a CSP (the API docs pages, when
+    enabled, load their scripts from a CDN)."""
 
     HEADERS = (
         ("X-Content-Type-Options", "nosniff"),
@@ -98,7 +100,13 @@ class SecurityHeaders:
         ("Cross-Origin-Opener-Policy", "same-origin"),
     )
 
-    def __init__(self, app: ASGIApp, public_origin: str | None, exempt: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        public_origin: str | None,
+        exempt: Iterable[str] = (),
+        livekit_url: str | None = None,
+    ) -> None:
         self.app = app
         self.exempt = frozenset(exempt)
         self._public_sockets = ""
@@ -106,6 +114,13 @@ class SecurityHeaders:
             parts = urlsplit(public_origin)
             scheme = "wss" if parts.scheme == "https" else "ws"
             self._public_sockets = f" {scheme}://{parts.netloc}"
+        if livekit_url is not None:
+            parts = urlsplit(livekit_url)
+            secure = parts.scheme in ("wss", "https")
+            self._public_sockets += (
+                f" {'wss' if secure else 'ws'}://{parts.netloc}"
+                f" {'https' if secure else 'http'}://{parts.netloc}"
+            )
 
     def policy(self, host: str | None) -> str:
         """The page's CSP. ``connect-src`` names the socket origins explicitly

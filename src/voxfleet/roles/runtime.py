@@ -33,6 +33,7 @@ from voxfleet.store import CallStore, create_engine, migrate, session_factory
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
 from voxfleet.transport.edge_link import Dispatch
 from voxfleet.transport.entry import SocketEntry
+from voxfleet.transport.livekit.landing import LiveKitLanding, build_livekit_landing
 from voxfleet.transport.tokens import MediaTokens, ReadTokens, ResumeTokens
 
 log = get_logger(__name__)
@@ -54,6 +55,7 @@ class LandingParts:
     tokens: MediaTokens
     read_tokens: ReadTokens
     admission: CallAdmission
+    livekit: LiveKitLanding | None = None  # transport=livekit: its rooms and webhooks
 
 
 class Runtime:
@@ -110,6 +112,11 @@ class Runtime:
             tokens=tokens,
             read_tokens=ReadTokens(secret, s.read_token_ttl_seconds),
             admission=CallAdmission(s, b.queue),
+            livekit=(
+                build_livekit_landing(s, dispatch, self.store, b.redis)
+                if s.transport == "livekit"
+                else None
+            ),
         )
 
     # -- health -----------------------------------------------------------------
@@ -136,7 +143,7 @@ class Runtime:
         if Role.AGENT in self.roles and self.store is not None:
             await self._start_agent(self.store)
         if self.landing is not None and self.store is not None:
-            self._tasks.spawn(self._sweep_stale_calls(self.store, self.landing), "stale-calls")
+            self._tasks.spawn(self._sweep_stale_calls(self.store), "stale-calls")
         self.started = True
         try:
             yield
@@ -198,13 +205,20 @@ class Runtime:
         elif self.worker is not None:
             self.worker.draining = True
 
-    async def _sweep_stale_calls(self, store: CallStore, landing: LandingParts) -> None:
-        """Calls whose media token expired unused are ended as never_connected."""
+    def _join_ttl(self) -> float:
+        """How long a new call's caller may take to join: its media token's TTL,
+        or its LiveKit join token's."""
+        s = self.settings
+        return s.livekit_token_ttl_seconds if s.transport == "livekit" else s.token_ttl_seconds
+
+    async def _sweep_stale_calls(self, store: CallStore) -> None:
+        """Calls whose media (or LiveKit join) token expired unused are ended as
+        never_connected."""
         while True:
             now = time.time()
             try:
                 count = await store.end_stale_calls(
-                    EndReason.NEVER_CONNECTED, now, older_than=now - landing.tokens.ttl - 5
+                    EndReason.NEVER_CONNECTED, now, older_than=now - self._join_ttl() - 5
                 )
                 if count:
                     log.info("unused calls ended", count=count)

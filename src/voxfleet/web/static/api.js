@@ -33,7 +33,8 @@ export async function createCall(profile, signal) {
     throw new StartError("Can't reach the server. Check your connection and press Talk again.");
   }
   const body = await res.json().catch(() => null);
-  if (!res.ok || typeof body?.media_url !== 'string') {
+  const joinable = typeof body?.media_url === 'string' || typeof body?.livekit?.token === 'string';
+  if (!res.ok || !joinable) {
     const why = body?.error?.message ?? `the server answered ${res.status}`;
     throw new StartError(`Could not start the call: ${why}.`);
   }

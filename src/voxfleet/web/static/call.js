@@ -6,6 +6,7 @@ import {
   buildAudioGraph, createCall, INSECURE_TEXT, openMicrophone, StartError,
 } from './api.js';
 import { CallSocket } from './call-socket.js';
+import { LiveKitLink } from './call-livekit.js';
 import { AGENT_LABEL, profileTitles, view } from './view.js';
 
 /** Rates assumed until `ready` says otherwise (docs/protocol.md). */
@@ -76,13 +77,21 @@ export class Call {
       const call = await createCall(profile, this.abort.signal);
       if (this.done) return undefined;
       this.agentLabel = profileTitles.get(call.profile) || profileTitles.get(profile) || 'Agent';
-      this.socket = new CallSocket({
+      const on = {
         text: (data) => this.onText(data),
         audio: (buffer) => this.onAudio(buffer),
         resuming: () => view.conn('reconnecting'),
+        agent: () => this.onReady({}),
+        reconnected: () => { if (!this.done) view.conn(this.ready ? 'connected' : 'connecting'); },
         closed: (event) => this.onClose(event),
-      });
-      this.socket.open(call.media_url);
+      };
+      if (call.livekit) { // the server's transport is LiveKit: join the call's room
+        this.socket = new LiveKitLink(on);
+        await this.socket.open(call.livekit, this.stream.getAudioTracks()[0]);
+      } else {
+        this.socket = new CallSocket(on);
+        this.socket.open(call.media_url);
+      }
     } catch (err) {
       if (this.done || err.name === 'AbortError') return undefined;
       const text = err instanceof StartError ? err.message : `Could not start the call (${err.message}).`;
