@@ -1,0 +1,1 @@
+"""Media over LiveKit rooms: the agent joins the caller's room (the second room link)."""
