@@ -160,6 +160,8 @@ class LiveKitRoomLink(InboundLink, OutboundLink):
     ) -> None:
         if participant.identity != CALLER or not isinstance(track, rtc.RemoteAudioTrack):
             return
+        if self._reader is not None and not self._reader.done() and track.sid == self._reader_sid:
+            return  # seen at join and again as an event
         if self._reader is not None:
             self._reader.cancel()  # one caller track at a time: the newest
         self.caller.new_track()
