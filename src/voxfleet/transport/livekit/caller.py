@@ -83,6 +83,8 @@ class CallerFeed(InboundLink):
         for pcm in self._frames.push(frame):
             self._seq += 1
             if len(self._pending) == self._pending.maxlen:
+                if self.dropped == 0:
+                    log.warning("caller audio buffer full, oldest frames dropped")
                 self.dropped += 1
             self._pending.append(AudioIn(pcm, StreamPosition(self.epoch, self._seq)))
         self._wake.set()

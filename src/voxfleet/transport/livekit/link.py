@@ -71,7 +71,9 @@ class LiveKitRoomLink(InboundLink, OutboundLink):
             await self.room.local_participant.publish_track(track, options)
         except (rtc.ConnectError, PublishTrackError) as e:
             await self._close()
-            raise Unavailable(f"LiveKit room not joined: {e}", code="livekit_unavailable") from e
+            raise Unavailable(
+                f"LiveKit room not joined: {e.message}", code="livekit_unavailable"
+            ) from e
         except BaseException:
             await self._close()
             raise
