@@ -8,6 +8,7 @@ from livekit import api
 from pydantic import SecretStr
 
 from voxfleet.bus.memory import InProcessBus
+from voxfleet.roles.agent import AgentConfig
 from voxfleet.settings import Settings
 from voxfleet.transport.bus_link import BusRoomLink
 from voxfleet.transport.links import room_link
@@ -41,8 +42,9 @@ def test_the_agent_token_admits_the_call_room_only() -> None:
 
 async def test_the_transport_chooses_the_link() -> None:
     bus = InProcessBus()
-    bus_link = room_link(bus, "call-1", None, "agent-7", 22050, 20.0, None)
+    bus_link = room_link(bus, "call-1", None, "agent-7", 22050, AgentConfig(1))
     assert isinstance(bus_link, BusRoomLink)
-    lk = room_link(bus, "call-1", None, "agent-7", 22050, 20.0, livekit_settings())
+    config = AgentConfig(1, livekit=livekit_settings())
+    lk = room_link(bus, "call-1", None, "agent-7", 22050, config, resumed=True)
     assert isinstance(lk, LiveKitRoomLink) and lk.room_id == "call-1"
     await lk.__aexit__(None, None, None)  # never joined: closes its audio source

@@ -119,6 +119,13 @@ def test_a_caller_who_stays_away_has_hung_up() -> None:
     assert feed.due(clock.now + 15.0) == CallerHungUp("caller_disconnected")
 
 
+def test_a_resumed_rooms_caller_who_is_not_there_has_the_resume_window() -> None:
+    clock = Clock()
+    feed = CallerFeed(TIMING, seen=True, clock=clock)
+    assert feed.due(clock.now + 14.9) is None
+    assert feed.due(clock.now + 15.0) == CallerHungUp("caller_disconnected")
+
+
 def test_a_caller_who_never_joins_is_never_connected_after_the_join_window() -> None:
     clock = Clock()
     feed = CallerFeed(TIMING, clock=clock)

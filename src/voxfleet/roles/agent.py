@@ -194,10 +194,8 @@ class AgentWorker:
         if profile is None:
             raise LookupError(f"profile {job.profile!r} is not configured on this agent")
         start = None if rebuilt else StreamPosition(state.audio_epoch, state.audio_seq)
-        c, rate = self._config, self._providers.tts.sample_rate
-        link = room_link(
-            self._b.bus, room_id, start, self.agent_id, rate, c.caller_gone_after, c.livekit
-        )
+        rate = self._providers.tts.sample_rate
+        link = room_link(self._b.bus, room_id, start, self.agent_id, rate, self._config, job.resume)
         async with link:
             session = RoomSession(
                 state,

@@ -5,7 +5,7 @@ and runs the session on it, whichever it is."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from voxfleet.bus.base import Bus
 from voxfleet.pipeline.ports import StreamPosition
@@ -16,21 +16,32 @@ if TYPE_CHECKING:
     from voxfleet.transport.livekit.link import LiveKitRoomLink
 
 
+class LinkSettings(Protocol):
+    """What a link is made with, besides its room (the agent's config)."""
+
+    @property
+    def caller_gone_after(self) -> float: ...
+
+    @property
+    def livekit(self) -> Settings | None:
+        """The settings to join LiveKit rooms with; None: rooms run on the bus."""
+
+
 def room_link(
     bus: Bus,
     room_id: str,
     start: StreamPosition | None,
     agent_id: str,
     sample_rate: int,
-    caller_gone_after: float,
-    livekit: Settings | None,
+    config: LinkSettings,
+    resumed: bool = False,
 ) -> BusRoomLink | LiveKitRoomLink:
     """``start``: where the room has heard the caller up to (the bus link asks
     its edge for what came after; a LiveKit room keeps nothing to ask for).
-    ``livekit``: the settings to join LiveKit rooms with, None on the bus."""
-    if livekit is None:
-        return BusRoomLink(bus, room_id, start, caller_gone_after)
+    ``resumed``: the room had an agent before (its caller was on the call)."""
+    if config.livekit is None:
+        return BusRoomLink(bus, room_id, start, config.caller_gone_after)
     # Imported here: only LiveKit agents load the SDK (and its native library).
     from voxfleet.transport.livekit.link import livekit_link
 
-    return livekit_link(livekit, room_id, agent_id, sample_rate)
+    return livekit_link(config.livekit, room_id, agent_id, sample_rate, resumed)

@@ -56,6 +56,7 @@ class CallerFeed(InboundLink):
     def __init__(
         self,
         timing: CallerTiming,
+        seen: bool = False,
         hold_seconds: float = HOLD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -69,7 +70,7 @@ class CallerFeed(InboundLink):
         self._pending: deque[AudioIn] = deque(maxlen=int(hold_seconds * 1000 / FRAME_MS))
         self.dropped = 0
         self._held = False
-        self._seen = False
+        self._seen = seen  # a resumed room's caller was on the call already
         self._absent_since: float | None = clock()  # the caller is not in the room
         self._lost_since: float | None = None  # our connection is reconnecting
         self._end: CallerEvent | None = None

@@ -39,7 +39,9 @@ FLUSH_ON_LEAVE_S = 0.5  # what the session said last gets this long to play
 
 class LiveKitRoomLink(InboundLink, OutboundLink):
     """Use as ``async with``: it joins the room and publishes the agent's track.
-    ``publish`` sends a data packet; by default through the joined room."""
+    ``publish`` sends a data packet; by default through the joined room.
+    ``resumed``: the room had an agent before (failover, handover), so its
+    caller was on the call: absent, it has the resume window, not the join's."""
 
     def __init__(
         self,
@@ -49,14 +51,15 @@ class LiveKitRoomLink(InboundLink, OutboundLink):
         timing: CallerTiming,
         source: rtc.AudioSource,
         publish: Publish | None = None,
+        resumed: bool = False,
     ) -> None:
         self.room_id = room_id
         self._url = url
         self._token = token
         self._source = source
         self.room = rtc.Room()
-        self.caller = CallerFeed(timing)
-        until = time.monotonic() + timing.join_window
+        self.caller = CallerFeed(timing, seen=resumed)
+        until = time.monotonic() + (timing.resume_window if resumed else timing.join_window)
         self.voice = AgentVoice(source, publish or self._publish, until)
         self._tasks = TaskSet(f"livekit:{room_id}")
         self._reader: asyncio.Task[None] | None = None
@@ -216,7 +219,7 @@ def _join_token(settings: Settings, call_id: str, agent_id: str) -> str:
 
 
 def livekit_link(
-    settings: Settings, call_id: str, agent_id: str, sample_rate: int
+    settings: Settings, call_id: str, agent_id: str, sample_rate: int, resumed: bool = False
 ) -> LiveKitRoomLink:
     """The link of one room; ``sample_rate``: the TTS's, which the agent's
     track takes as it is (the SDK encodes to Opus at 48 kHz)."""
@@ -229,4 +232,4 @@ def livekit_link(
     )
     source = rtc.AudioSource(sample_rate, 1, queue_size_ms=SOURCE_QUEUE_MS)
     token = _join_token(settings, call_id, agent_id)
-    return LiveKitRoomLink(call_id, settings.livekit_url, token, timing, source)
+    return LiveKitRoomLink(call_id, settings.livekit_url, token, timing, source, resumed=resumed)
