@@ -9,10 +9,13 @@ import importlib.machinery
 import importlib.util
 import json
 import sys
+import threading
 import types
 import wave
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -126,3 +129,62 @@ def test_a_landing_that_does_not_answer_exits_2_with_a_json_verdict(
     assert code == 2
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["ok"] is False and "127.0.0.1:9" in verdict["error"]
+
+
+class _Landing(BaseHTTPRequestHandler):
+    """A landing stand-in: answers POST /api/calls with ``answer``."""
+
+    answer: ClassVar[dict[str, object]] = {}
+    url: ClassVar[str] = ""
+
+    def do_POST(self) -> None:
+        body = json.dumps(self.answer).encode()
+        self.send_response(201 if self.path == "/api/calls" else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def landing() -> Iterator[type[_Landing]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Landing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Landing.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield _Landing
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ({"id": "c1", "media_url": "ws://x"}, "VOXFLEET_TRANSPORT=livekit"),
+        # A LiveKit URL nobody serves: the SDK's refusal, named.
+        (
+            {"id": "c1", "livekit": {"url": "ws://127.0.0.1:9", "room": "c1", "token": "t"}},
+            "ws://127.0.0.1:9: room c1 not joined",
+        ),
+    ],
+)
+def test_a_landing_without_a_reachable_livekit_room_exits_2(
+    smoke: types.ModuleType,
+    landing: type[_Landing],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    answer: dict[str, object],
+    message: str,
+) -> None:
+    landing.answer = answer
+    wav = write_wav(tmp_path / "q.wav", np.ones(1600, dtype="<i2"))
+    code = smoke.main(["--landing", landing.url, "--wav", str(wav)], {})
+    verdict = json.loads(capsys.readouterr().out)
+    assert code == 2 and verdict["ok"] is False
+    assert message in verdict["error"]
