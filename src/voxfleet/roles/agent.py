@@ -33,8 +33,10 @@ from voxfleet.pipeline.session import RoomSession
 from voxfleet.providers.base import Providers
 from voxfleet.roles.backends import Backends
 from voxfleet.roles.sink import call_is_live, state_from_store
+from voxfleet.settings import Settings
 from voxfleet.store.repository import CallStore
-from voxfleet.transport.bus_link import CALLER_GONE_SECONDS, BusRoomLink, new_epoch
+from voxfleet.transport.bus_link import CALLER_GONE_SECONDS, new_epoch
+from voxfleet.transport.links import room_link
 
 log = get_logger(__name__)
 
@@ -52,6 +54,7 @@ class AgentConfig:
     agent_id: str | None = None
     endpointing: EndpointConfig | None = None
     caller_gone_after: float = CALLER_GONE_SECONDS
+    livekit: Settings | None = None  # transport=livekit: rooms are joined with these
 
 
 class AgentWorker:
@@ -191,7 +194,8 @@ class AgentWorker:
         if profile is None:
             raise LookupError(f"profile {job.profile!r} is not configured on this agent")
         start = None if rebuilt else StreamPosition(state.audio_epoch, state.audio_seq)
-        link = BusRoomLink(self._b.bus, room_id, start, self._config.caller_gone_after)
+        rate = self._providers.tts.sample_rate
+        link = room_link(self._b.bus, room_id, start, self.agent_id, rate, self._config, job.resume)
         async with link:
             session = RoomSession(
                 state,

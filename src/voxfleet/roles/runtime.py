@@ -180,6 +180,7 @@ class Runtime:
                 agent_id=self.settings.agent_id,
                 endpointing=self._endpointing,
                 caller_gone_after=self.settings.caller_gone_seconds,
+                livekit=self.settings if self.settings.transport == "livekit" else None,
             ),
         )
         self._tasks.spawn(self.worker.run(), "agent")
