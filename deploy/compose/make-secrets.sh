@@ -21,4 +21,11 @@ put secret_key "$(random)"
 put admin_api_key "$(random)"
 put database_url "postgresql+asyncpg://voxfleet:$(cat secrets/postgres_password)@postgres:5432/voxfleet"
 put redis_url "redis://:$(cat secrets/redis_password)@redis:6379/0"
-put livekit_keys "voxfleet: $(random)"
+# LiveKit's key file ("name: secret") and the same secret alone, for voxfleet's
+# landing and agents (livekit-transport.yaml); an older livekit_keys keeps its secret.
+if [ -f secrets/livekit_keys ]; then
+  put livekit_api_secret "$(sed 's/^[^:]*: *//' secrets/livekit_keys)"
+else
+  put livekit_api_secret "$(random)"
+fi
+put livekit_keys "voxfleet: $(cat secrets/livekit_api_secret)"

@@ -44,14 +44,14 @@ CRD_SCHEMAS = {
     ),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "gateway-httproute.json",
 }
-# Settings whose values are secrets (docs/configuration.md, plus those being added).
+# Settings whose values are secrets (docs/configuration.md). LiveKit's URL is not
+# one: it comes from Key Vault for LiveKit Cloud, and as a plain value self-hosted.
 SECRET_SETTINGS = {
     "SECRET_KEY",
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_PASSWORD",
     "ADMIN_API_KEY",
-    "LIVEKIT_URL",
     "LIVEKIT_API_KEY",
     "LIVEKIT_API_SECRET",
 }
@@ -504,3 +504,35 @@ def test_fail_on_providers_the_agents_could_not_start_with(
 def test_fail_when_the_runtime_image_would_need_the_local_models() -> None:
     message = _render_error({"image": {"flavor": "runtime"}})
     assert "providers.stt uses the local models, which the runtime image does not have" in message
+
+
+@pytest.mark.parametrize("value_set", ["livekit-cloud", "livekit-selfhosted"])
+def test_livekit_modes_give_landings_and_agents_settings_the_app_accepts(
+    rendered: dict[str, list[Obj]], value_set: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With LiveKit on, landings and agents run the LiveKit transport; their
+    env plus their mounted files (stand-ins here) start the app's settings."""
+    objects = rendered[value_set]
+    for role in ("landing", "agent"):
+        (container,) = _deployment(objects, role)["spec"]["template"]["spec"]["containers"]
+        env = {name: e.get("value") for name, e in _env(container).items()}
+        assert env["VOXFLEET_TRANSPORT"] == "livekit"
+        with monkeypatch.context() as m:
+            for name, value in env.items():
+                if name.endswith("_FILE"):
+                    path = tmp_path / Path(value).name
+                    path.write_text("wss://lk.example.com" if "LIVEKIT_URL" in name else "x" * 32)
+                    m.setenv(name, str(path))
+                elif name.startswith("VOXFLEET_LIVEKIT") or name == "VOXFLEET_TRANSPORT":
+                    m.setenv(name, value)
+            settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert settings.transport == "livekit" and settings.livekit_url is not None
+    (monitor,) = _deployment(objects, "monitor")["spec"]["template"]["spec"]["containers"]
+    assert "VOXFLEET_TRANSPORT" not in _env(monitor)
+
+
+def test_fail_when_selfhosted_livekit_has_no_public_url() -> None:
+    message = _render_error(
+        {"livekit": {"mode": "selfhosted", "selfhosted": {"redisAddress": "redis:10000"}}}
+    )
+    assert "set livekit.selfhosted.publicUrl" in message

@@ -156,3 +156,38 @@ def test_the_hosted_overlay_gives_agents_endpoints_the_app_accepts(tmp_path: Pat
         endpoints_file=example,
     )
     assert settings.chain_for("llm") == ["azure", "local"]
+
+
+def test_the_livekit_overlay_gives_landing_and_agents_settings_the_app_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """livekit-transport.yaml: both sides run the LiveKit transport with the key
+    LiveKit signs with, and the secret make-secrets.sh keeps equal to its own."""
+    overlay = yaml.safe_load((COMPOSE_DIR / "livekit-transport.yaml").read_text())
+    _validator().validate(overlay)
+    server = yaml.safe_load((COMPOSE_DIR / "livekit.yaml").read_text())
+    script = tmp_path / "make-secrets.sh"
+    script.write_text((COMPOSE_DIR / "make-secrets.sh").read_text())
+    subprocess.run(["sh", str(script)], check=True, capture_output=True, timeout=30)
+    secret = (tmp_path / "secrets" / "livekit_api_secret").read_text()
+    assert (tmp_path / "secrets" / "livekit_keys").read_text() == f"voxfleet: {secret}"
+    for role in ("landing", "agent"):
+        service = overlay["services"][role]
+        env = service["environment"]
+        assert env["VOXFLEET_LIVEKIT_API_KEY"] == server["webhook"]["api_key"]
+        assert env["VOXFLEET_LIVEKIT_API_SECRET_FILE"] == "/run/secrets/livekit_api_secret"
+        assert "livekit_api_secret" in service["secrets"]
+        with monkeypatch.context() as m:
+            m.setenv("VOXFLEET_TRANSPORT", env["VOXFLEET_TRANSPORT"])
+            m.setenv(
+                "VOXFLEET_LIVEKIT_URL",
+                env["VOXFLEET_LIVEKIT_URL"].replace("${VOXFLEET_LIVEKIT_URL:-", "").rstrip("}"),
+            )
+            m.setenv("VOXFLEET_LIVEKIT_API_KEY", env["VOXFLEET_LIVEKIT_API_KEY"])
+            m.setenv(
+                "VOXFLEET_LIVEKIT_API_SECRET_FILE", str(tmp_path / "secrets" / "livekit_api_secret")
+            )
+            settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        assert settings.transport == "livekit"
+        assert settings.livekit_api_secret is not None
+        assert settings.livekit_api_secret.get_secret_value() == secret

@@ -43,7 +43,10 @@ Ports = set[tuple[str, int]]
 def _values(livekit: str) -> dict[str, Any]:
     cidrs = dict(CIDRS, LiveKit=LIVEKIT_CIDRS.get(livekit, "10.42.8.0/22"))
     return {
-        "livekit": {"mode": livekit, "selfhosted": {"redisAddress": "redis:10000"}},
+        "livekit": {
+            "mode": livekit,
+            "selfhosted": {"redisAddress": "redis:10000", "publicUrl": "wss://lk.example.com"},
+        },
         "networkPolicy": {
             "postgres": {"cidrs": [cidrs["PostgreSQL"]]},
             "redis": {"cidrs": [cidrs["Redis"]]},

@@ -182,6 +182,14 @@ seccompProfile:
 - name: VOXFLEET_PUBLIC_URL
   value: {{ . | quote }}
 {{- end }}
+{{- if and (has .role (list "landing" "agent")) (ne $v.livekit.mode "none") }}
+- name: VOXFLEET_TRANSPORT
+  value: livekit
+{{- if eq $v.livekit.mode "selfhosted" }}
+- name: VOXFLEET_LIVEKIT_URL
+  value: {{ $v.livekit.selfhosted.publicUrl | quote }}
+{{- end }}
+{{- end }}
 {{- range $file, $setting := (include "voxfleet.secretFiles" . | fromYaml) }}
 {{- if $setting }}
 - name: VOXFLEET_{{ $setting }}_FILE

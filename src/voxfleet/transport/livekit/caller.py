@@ -98,10 +98,16 @@ class CallerFeed(InboundLink):
             self._seen = True
             self._absent_since = None
 
-    def left(self, identity: str) -> None:
-        """The caller's participant left the room: it has the resume window to
-        come back (a reload, a network change) before the call ends."""
-        if identity == CALLER and self._absent_since is None:
+    def left(self, identity: str, hung_up: bool = False) -> None:
+        """The caller's participant left the room. ``hung_up``: it left on
+        purpose (the page's hang-up disconnects; its token may not send data),
+        and the call ends now. Otherwise it has the resume window to come back
+        (a reload, a network change) before the call ends."""
+        if identity != CALLER:
+            return
+        if hung_up:
+            self._finish(CallerHungUp(EndReason.CALLER_ENDED.value))
+        elif self._absent_since is None:
             self._absent_since = self._clock()
             self._wake.set()
 

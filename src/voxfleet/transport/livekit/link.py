@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from types import TracebackType
 
-from livekit import api, rtc
+from livekit import rtc
 from livekit.rtc.participant import PublishDataError, PublishTrackError
 
 from voxfleet.aio import TaskSet
@@ -30,6 +29,7 @@ from voxfleet.pipeline.ports import CallerEvent, InboundLink, OutboundLink
 from voxfleet.settings import Settings
 from voxfleet.transport.livekit.caller import CALLER, TOPIC, CallerFeed, CallerTiming
 from voxfleet.transport.livekit.frames import FRAME_MS
+from voxfleet.transport.livekit.grants import agent_token
 from voxfleet.transport.livekit.voice import AgentVoice, Publish
 
 log = get_logger(__name__)
@@ -137,7 +137,12 @@ class LiveKitRoomLink(InboundLink, OutboundLink):
     def _listen(self, room: rtc.Room) -> None:
         caller, voice = self.caller, self.voice
         room.on("participant_connected", lambda p: caller.joined(p.identity))
-        room.on("participant_disconnected", lambda p: caller.left(p.identity))
+        room.on(
+            "participant_disconnected",
+            lambda p: caller.left(
+                p.identity, p.disconnect_reason == rtc.DisconnectReason.CLIENT_INITIATED
+            ),
+        )
         room.on("track_published", self._published)
         room.on("track_subscribed", self._subscribed)
         room.on("track_unsubscribed", self._unsubscribed)
@@ -200,24 +205,6 @@ class LiveKitRoomLink(InboundLink, OutboundLink):
         self.caller.data(packet.data, sender, packet.topic)
 
 
-def _join_token(settings: Settings, call_id: str, agent_id: str) -> str:
-    """The agent's token for the call's room (to be grants.agent_token)."""
-    key, secret = settings.livekit_api_key, settings.livekit_api_secret
-    if key is None or secret is None:
-        raise ConfigError("transport=livekit needs livekit_api_key and livekit_api_secret")
-    grants = api.VideoGrants(
-        room_join=True, room=call_id, can_publish=True, can_publish_data=True, can_subscribe=True
-    )
-    return (
-        api.AccessToken(key, secret.get_secret_value())
-        .with_identity(f"agent-{agent_id}")
-        .with_kind("agent")
-        .with_grants(grants)
-        .with_ttl(timedelta(seconds=settings.livekit_token_ttl_seconds))
-        .to_jwt()
-    )
-
-
 def livekit_link(
     settings: Settings, call_id: str, agent_id: str, sample_rate: int, resumed: bool = False
 ) -> LiveKitRoomLink:
@@ -231,5 +218,5 @@ def livekit_link(
         gone_after=settings.caller_gone_seconds,
     )
     source = rtc.AudioSource(sample_rate, 1, queue_size_ms=SOURCE_QUEUE_MS)
-    token = _join_token(settings, call_id, agent_id)
+    token = agent_token(settings, call_id, agent_id)
     return LiveKitRoomLink(call_id, settings.livekit_url, token, timing, source, resumed=resumed)

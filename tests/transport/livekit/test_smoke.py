@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.unit
-SCRIPT = Path(__file__).parents[2] / "scripts" / "livekit-smoke"
+SCRIPT = Path(__file__).parents[3] / "scripts" / "livekit-smoke"
 
 
 @pytest.fixture(scope="module")

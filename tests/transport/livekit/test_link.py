@@ -119,6 +119,18 @@ def test_a_caller_who_stays_away_has_hung_up() -> None:
     assert feed.due(clock.now + 15.0) == CallerHungUp("caller_disconnected")
 
 
+async def test_a_caller_who_leaves_on_purpose_has_hung_up_at_once() -> None:
+    """The page hangs up by leaving the room (its token may not send data):
+    a client-initiated leave ends the call now, not after the resume window."""
+    clock = Clock()
+    feed = CallerFeed(TIMING, clock=clock)
+    feed.joined(CALLER)
+    feed.left("agent-agent-old", hung_up=True)  # not the caller: nothing
+    feed.left(CALLER, hung_up=True)
+    events = [e async for e in feed.events()]
+    assert events == [CallerHungUp("caller_ended")]
+
+
 def test_a_resumed_rooms_caller_who_is_not_there_has_the_resume_window() -> None:
     clock = Clock()
     feed = CallerFeed(TIMING, seen=True, clock=clock)

@@ -3,7 +3,7 @@ its LiveKit room through the real SDK; here the server cannot be reached (no
 LiveKit server runs on this machine, none is installable here), so the worker
 gives the room back for a retry, as on a Redis blip, and goes on claiming.
 Serving a room over LiveKit is tested without a server in
-test_livekit_session.py and against one by ``scripts/livekit-smoke``."""
+test_session.py and against one by ``scripts/livekit-smoke``."""
 
 from __future__ import annotations
 

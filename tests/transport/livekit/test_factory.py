@@ -12,7 +12,8 @@ from voxfleet.roles.agent import AgentConfig
 from voxfleet.settings import Settings
 from voxfleet.transport.bus_link import BusRoomLink
 from voxfleet.transport.links import room_link
-from voxfleet.transport.livekit.link import LiveKitRoomLink, _join_token
+from voxfleet.transport.livekit.grants import agent_token
+from voxfleet.transport.livekit.link import LiveKitRoomLink
 
 pytestmark = pytest.mark.unit
 SECRET = "a-livekit-api-secret-of-32-chars!"
@@ -30,7 +31,7 @@ def livekit_settings() -> Settings:
 
 
 def test_the_agent_token_admits_the_call_room_only() -> None:
-    token = _join_token(livekit_settings(), "call-1", "agent-7")
+    token = agent_token(livekit_settings(), "call-1", "agent-7")
     claims = api.TokenVerifier("APIkey", SECRET).verify(token)
     assert claims.identity == "agent-agent-7" and claims.kind == "agent"
     grants = claims.video
