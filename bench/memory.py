@@ -15,6 +15,7 @@ import contextlib
 import json
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Microphone, machine, percentile, piper_question, rss_mib, up_server
 from bench.latency import QUESTIONS
-from voxfleet.client import CallClient
+from voxfleet.client import CallClient, Json
 
 
 def status_mib(pid: int, field: str) -> float:
@@ -70,28 +71,23 @@ async def talker(base: str, questions: list[tuple[str, bytes]]) -> tuple[list[fl
     await call.start()
     latencies: list[float] = []
     unanswered = 0
-    await call.wait_for(lambda m: m["type"] == "transcript" and m["role"] == "agent", timeout=60)
+    await call.wait_for(final("agent"), timeout=60)  # the greeting, said whole
     async with Microphone(call) as mic:
         for _text, pcm in questions:
             await asyncio.sleep(0.6)
             start, frames_before = len(call.messages), len(call.audio)
             speech_end = mic.say(pcm)
             try:
-                await call.wait_for(
-                    lambda m: m["type"] == "transcript" and m["role"] == "user" and m["final"],
-                    timeout=60,
-                    start=start,
-                )
-                await call.wait_for(
-                    lambda m: m["type"] == "transcript" and m["role"] == "agent" and m["final"],
-                    timeout=60,
-                    start=start,
-                )
+                heard = await call.wait_for(final("user"), timeout=60, start=start)
+                after = next(i for i, m in enumerate(call.messages) if m is heard) + 1
+                await call.wait_for(final("agent"), timeout=60, start=after)
             except TimeoutError:
                 unanswered += 1
                 continue
             first = next((t for t, _ in call.audio[frames_before:] if t >= speech_end), None)
-            if first is not None:
+            if first is None:
+                unanswered += 1  # a reply with no audio after the end of speech
+            else:
                 latencies.append((first - speech_end) * 1000)
     await call.end()
     await call.close()
@@ -121,6 +117,10 @@ async def talking(base: str, pid: int, calls: int, questions: int) -> dict[str, 
         "voice_to_voice_ms_p50": round(percentile(latencies, 50)),
         "voice_to_voice_ms_p95": round(percentile(latencies, 95)),
     }
+
+
+def final(role: str) -> Callable[[Json], bool]:
+    return lambda m: m["type"] == "transcript" and m["role"] == role and bool(m["final"])
 
 
 def slope(rows: list[dict[str, Any]]) -> float:
