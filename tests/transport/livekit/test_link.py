@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from livekit import rtc
 
+from tests.transport.livekit.support import Packets, RecordingSource
 from voxfleet.messages.client import HangUp, Interrupt, State, Transcript
 from voxfleet.pipeline.ports import AudioIn, CallerEvent, CallerGone, CallerHungUp
 from voxfleet.transport.livekit.caller import CALLER, TOPIC, CallerFeed, CallerTiming
@@ -218,26 +219,6 @@ async def test_events_wake_for_a_deadline_without_any_input() -> None:
 
 
 # -- what the agent says -------------------------------------------------------------
-
-
-class RecordingSource(rtc.AudioSource):
-    """A real audio source that also keeps what it was given."""
-
-    def __init__(self, sample_rate: int) -> None:
-        super().__init__(sample_rate, 1)
-        self.frames: list[rtc.AudioFrame] = []
-
-    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
-        self.frames.append(frame)
-        await super().capture_frame(frame)
-
-
-class Packets:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, object]] = []
-
-    async def __call__(self, payload: bytes) -> None:
-        self.sent.append(json.loads(payload))
 
 
 def test_messages_are_the_sockets_json_and_hang_up_is_ended() -> None:

@@ -12,7 +12,6 @@ against a real server."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from livekit import rtc
 
 from tests.audio import silence, tone
 from tests.pipeline.test_session import DictStates, ListSink, profile, providers
+from tests.transport.livekit.support import Packets, RecordingSource
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.pipeline.session import RoomSession
 from voxfleet.transport.livekit.caller import CALLER, TOPIC, CallerTiming
@@ -28,39 +28,6 @@ from voxfleet.transport.livekit.link import LiveKitRoomLink
 
 pytestmark = pytest.mark.unit
 TIMING = CallerTiming(resume_window=15.0, join_window=120.0, gone_after=20.0)
-
-
-class RecordingSource(rtc.AudioSource):
-    """A real audio source that also keeps what it was given."""
-
-    def __init__(self, sample_rate: int) -> None:
-        super().__init__(sample_rate, 1)
-        self.frames: list[rtc.AudioFrame] = []
-
-    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
-        self.frames.append(frame)
-        await super().capture_frame(frame)
-
-
-class Packets:
-    """The data packets the agent published, as a client parses them."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.changed = asyncio.Event()
-
-    async def __call__(self, payload: bytes) -> None:
-        self.sent.append(json.loads(payload))
-        self.changed.set()
-
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
-            while True:
-                for m in self.sent:
-                    if predicate(m):
-                        return m
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def browser_frames(pcm: bytes) -> list[rtc.AudioFrame]:
