@@ -58,6 +58,19 @@ TURN_STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=LATENCY_BUCKETS,
 )
+PAUSE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+GC_PAUSE_SECONDS = Histogram(
+    "voxfleet_gc_pause_seconds",
+    "Time the garbage collector held the process, by generation collected.",
+    ["generation"],
+    buckets=PAUSE_BUCKETS,
+)
+LOOP_LAG_SECONDS = Histogram(
+    "voxfleet_event_loop_lag_seconds",
+    "How late a timer on the event loop fired: time the loop was held by other work "
+    "(its _sum is the seconds the loop was blocked).",
+    buckets=PAUSE_BUCKETS,
+)
 CALLS_STARTED = Counter("voxfleet_calls_created_total", "Calls created through the API.")
 CALLS_REFUSED = Counter(
     "voxfleet_calls_refused_total",
