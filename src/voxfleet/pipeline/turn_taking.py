@@ -25,6 +25,7 @@ from voxfleet.errors import LeaseLost, ProviderError, RoomEnded
 from voxfleet.messages.client import AgentState, Error, HangUp, Interrupt, State, Transcript
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import BARGE_INS, observe_turn
+from voxfleet.observability.tracing import FinishedTurn, record_turn
 from voxfleet.pipeline.ports import OutboundLink, TurnSink
 from voxfleet.pipeline.reply import Reply, chat_messages
 from voxfleet.providers.base import Providers
@@ -243,8 +244,20 @@ class TurnTaker:
         self.prefill()
         marks = reply.marks
         observe_turn(marks)
+        now = self._clock()
+        record_turn(
+            FinishedTurn(
+                self.state.room_id,
+                seq,
+                interrupted,
+                marks,
+                reply.record,
+                now,
+                user_text=reply.user_text,
+                agent_text=text,
+            )
+        )
         if text or reply.started_at is not None:
-            now = self._clock()
             turn = Turn(
                 self.state.room_id,
                 seq,
