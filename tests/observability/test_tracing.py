@@ -5,6 +5,7 @@ stay out unless VOXFLEET_TRACE_CONTENT allows them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,16 +13,48 @@ import pytest
 from tests.support.calls import greeted_call, turn
 from tests.support.otlp import Received, otlp_receiver
 from tests.support.server import app_server
+from voxfleet.errors import ProviderUnavailable
 from voxfleet.observability.tracing import TraceSettings
+from voxfleet.providers.base import LLM, Providers
+from voxfleet.providers.chain import FallbackLLM
+from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec
+from voxfleet.providers.registry import build_providers
+from voxfleet.roles.runtime import ProviderFactory
+from voxfleet.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
-async def traced_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bool) -> Received:
+class RefusingLLM(LLM):
+    """An endpoint that answers every request with 503, without retries."""
+
+    name = "refusing"
+    attempts = 1
+
+    async def _stream(
+        self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
+    ) -> AsyncGenerator[Piece, None]:
+        raise ProviderUnavailable("refusing: 503")
+        yield ""  # a generator, like every provider's stream
+
+
+def refusing_first(settings: Settings) -> Providers:
+    """The scripted providers, with an LLM chain whose first endpoint refuses."""
+    scripted = build_providers(settings)
+    chain = FallbackLLM([RefusingLLM(), scripted.llm], failures=10)
+    return Providers(scripted.vad, scripted.stt, chain, scripted.tts)
+
+
+async def traced_call(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: bool,
+    providers: ProviderFactory = build_providers,
+) -> Received:
     async with otlp_receiver() as (base, got):
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base)
         monkeypatch.setenv("VOXFLEET_TRACE_CONTENT", "true" if content else "false")
-        async with app_server(tmp_path) as (url, _runtime):
+        async with app_server(tmp_path, providers=providers) as (url, _runtime):
             call = await greeted_call(url)
             await turn(call, 0.8, seq=1)
             await call.end()
@@ -66,6 +99,29 @@ async def test_transcripts_only_when_allowed(
     got = await traced_call(tmp_path, monkeypatch, content=True)
     texts = [Received.attributes(t).get("voxfleet.turn.user_text") for t in got.named("turn")]
     assert "utterance 0.8 seconds" in texts
+
+
+async def test_provider_faults_and_fallbacks_are_events_of_the_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got = await traced_call(tmp_path, monkeypatch, content=False, providers=refusing_first)
+    answer = next(t for t in got.named("turn") if Received.attributes(t)["voxfleet.turn.seq"] == 2)
+    (event,) = [e for e in answer.events if e.name == "provider.fallback"]
+    attributes = {
+        a.key: a.value.string_value
+        for a in event.attributes
+        if a.key != "voxfleet.provider.retrying"
+    }
+    assert attributes == {
+        "voxfleet.provider.kind": "llm",
+        "voxfleet.provider.name": "refusing",
+        "error.type": "provider_unavailable",
+    }
+    assert answer.start_time_unix_nano <= event.time_unix_nano <= answer.end_time_unix_nano
+    (chat,) = [
+        s for s in got.spans if s.parent_span_id == answer.span_id and s.name.startswith("chat")
+    ]
+    assert Received.attributes(chat)["gen_ai.request.model"] == "scripted"  # the chain's models
 
 
 def test_the_standard_variables_choose_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
