@@ -10,12 +10,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import kubernetes_validate
 import promql_parser
 import pytest
 import yaml
+from helm_python import lint
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.support import ROOT
+from tests.deploy.support import CHART, NAMESPACE, ROOT, render
 from tests.support.metrics import metrics_around_a_call
 
 pytestmark = pytest.mark.deploy
@@ -23,6 +25,12 @@ pytestmark = pytest.mark.deploy
 OBSERVABILITY = ROOT / "deploy" / "observability"
 DASHBOARD = OBSERVABILITY / "grafana" / "voxfleet.json"
 ALERTS = OBSERVABILITY / "prometheus" / "alerts.yaml"
+MONITORING = {
+    "monitoring": {
+        "prometheusRule": {"enabled": True, "labels": {"release": "kps"}},
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "voxfleet"}},
+    }
+}
 SUFFIXES = {  # the series a family of each type puts on /metrics
     "counter": ("_total", "_created"),
     "gauge": ("",),
@@ -126,3 +134,29 @@ def test_every_alert_names_exported_metrics_and_says_what_to_do(exported: set[st
 def test_an_unknown_metric_would_be_caught(exported: set[str]) -> None:
     assert not names_in("rate(voxfleet_no_such_thing_total[5m])") <= exported
     assert "voxfleet_turn_stage_seconds_bucket" in exported
+
+
+# -- the chart's copies -----------------------------------------------------------
+
+
+def test_the_chart_ships_the_same_files() -> None:
+    for source in (DASHBOARD, ALERTS):
+        assert (CHART / "files" / source.name).read_bytes() == source.read_bytes(), source.name
+
+
+def test_the_chart_renders_them_only_when_asked() -> None:
+    assert {o["kind"] for o in render({})} & {"PrometheusRule"} == set()
+    assert not [o for o in render({}) if o["metadata"].get("labels", {}).get("grafana_dashboard")]
+    objects = render(MONITORING)
+    (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text())  # {{ $value }} left for Prometheus
+    (board,) = [o for o in objects if o["metadata"].get("labels", {}).get("grafana_dashboard")]
+    assert board["kind"] == "ConfigMap" and board["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert board["metadata"]["annotations"] == {"grafana_folder": "voxfleet"}
+    assert json.loads(board["data"]["voxfleet.json"]) == json.loads(DASHBOARD.read_text())
+    kubernetes_validate.validate(board, "1.34.0", strict=True)
+    report = lint(CHART, MONITORING, namespace=NAMESPACE, kube_version="v1.34.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
