@@ -37,18 +37,23 @@ class ReplyRecord:
     created_at: float
     stages: list[Stage] = field(default_factory=list)
     faults: list[FaultMark] = field(default_factory=list)
+    _blamed: BaseException | None = None  # the error a stage inside another already took
 
     @contextlib.contextmanager
     def timing(
         self, kind: str, provider: str, model: str, clock: Callable[[], float]
     ) -> Iterator[Stage]:
-        """Time the block as one stage; an exception marks it failed and goes on."""
+        """Time the block as one stage; an exception marks it failed and goes on.
+        Stages nest (a reply synthesizes while the LLM streams): an error is
+        blamed on the innermost stage it came from, not on the LLM around it."""
         stage = Stage(kind, provider, model, clock())
         self.stages.append(stage)
         try:
             yield stage
         except BaseException as e:
-            stage.error = e.code if isinstance(e, VoxfleetError) else type(e).__name__
+            if e is not self._blamed:
+                self._blamed = e
+                stage.error = e.code if isinstance(e, VoxfleetError) else type(e).__name__
             raise
         finally:
             stage.end = clock()
