@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.calls import greeted_call, turn
 from tests.support.otlp import Received, otlp_receiver
-from tests.support.server import app_server
+from tests.support.server import app_server, free_port
 from voxfleet.errors import ProviderUnavailable
 from voxfleet.observability.tracing import TraceSettings
 from voxfleet.providers.base import LLM, Providers
@@ -122,6 +122,18 @@ async def test_provider_faults_and_fallbacks_are_events_of_the_turn(
         s for s in got.spans if s.parent_span_id == answer.span_id and s.name.startswith("chat")
     ]
     assert Received.attributes(chat)["gen_ai.request.model"] == "scripted"  # the chain's models
+
+
+async def test_a_collector_that_is_down_costs_the_calls_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    async with app_server(tmp_path) as (url, _runtime):
+        call = await greeted_call(url)
+        reply = await turn(call, 0.8, seq=1)
+        await call.end()
+        assert await call.closed() == (1000, "caller_ended")
+    assert reply["text"].startswith("You said utterance 0.8 seconds")
 
 
 def test_the_standard_variables_choose_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,7 @@ from voxfleet.observability.logging import get_logger
 from voxfleet.observability.spans import ReplyRecord, Stage
 
 log = get_logger(__name__)
+EXPORT_TIMEOUT_S = 5  # per batch; a collector that is down must not hold a drain for long
 AttributeValue = str | int | float | bool
 
 
@@ -65,7 +66,8 @@ def start_tracing(service: str = "voxfleet-agent") -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.url)))
+    exporter = OTLPSpanExporter(endpoint=settings.url, timeout=EXPORT_TIMEOUT_S)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     _current = _Tracing(provider, provider.get_tracer("voxfleet"), settings.trace_content)
     log.info("traces exported", endpoint=settings.url, content=settings.trace_content)
     return True
@@ -76,6 +78,7 @@ def stop_tracing() -> None:
     global _current
     tracing, _current = _current, None
     if tracing is not None:
+        tracing.provider.force_flush(timeout_millis=EXPORT_TIMEOUT_S * 1000)
         tracing.provider.shutdown()
 
 
