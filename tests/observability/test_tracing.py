@@ -54,7 +54,7 @@ async def traced_call(
     async with otlp_receiver() as (base, got):
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base)
         monkeypatch.setenv("VOXFLEET_TRACE_CONTENT", "true" if content else "false")
-        async with app_server(tmp_path, providers=providers) as (url, _runtime):
+        async with app_server(tmp_path, provider_factory=providers) as (url, _runtime):
             call = await greeted_call(url)
             await turn(call, 0.8, seq=1)
             await call.end()
