@@ -18,8 +18,9 @@ import httpx
 import uvicorn
 
 from voxfleet.pipeline.endpointing import EndpointConfig
+from voxfleet.providers.registry import build_providers
 from voxfleet.roles.app import create_app
-from voxfleet.roles.runtime import Role, Runtime
+from voxfleet.roles.runtime import ProviderFactory, Role, Runtime
 from voxfleet.settings import Settings
 from voxfleet.transport.wsprotocol import EdgeWebSocketProtocol
 
@@ -34,11 +35,15 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def app_server(
-    tmp_path: Path, roles: frozenset[Role] = frozenset(Role), **overrides: Any
+    tmp_path: Path,
+    roles: frozenset[Role] = frozenset(Role),
+    provider_factory: ProviderFactory = build_providers,
+    **overrides: Any,
 ) -> AsyncIterator[tuple[str, Runtime]]:
     """Serve the app of ``roles`` (default: all, the monitor's routes too) with
-    scripted providers on a free port; yields (base URL, runtime). Its admin API key is
-    ADMIN_KEY unless ``admin_api_key`` is given."""
+    scripted providers (or those ``provider_factory`` builds; the
+    ``providers`` setting stays an override like any other) on a free port; yields
+    (base URL, runtime). Its admin API key is ADMIN_KEY unless ``admin_api_key`` is given."""
     port = free_port()
     settings = Settings(
         port=port,
@@ -48,7 +53,7 @@ async def app_server(
         # A dropped caller may resume for a second: tests that drop one wait less.
         **{"admin_api_key": ADMIN_KEY, "resume_window_seconds": 1.0, **overrides},
     )
-    runtime = Runtime(settings, roles, endpointing=EndpointConfig(end_ms=320))
+    runtime = Runtime(settings, roles, provider_factory, endpointing=EndpointConfig(end_ms=320))
     config = uvicorn.Config(
         create_app(runtime),
         host="127.0.0.1",

@@ -52,6 +52,7 @@ class LatencyMarks:
     word to the first audio frame of the answer leaving the agent."""
 
     speech_end: float | None = None
+    turn_decided: float | None = None  # the end of the caller's turn was decided
     stt_done: float | None = None
     llm_first_token: float | None = None
     tts_first_audio: float | None = None

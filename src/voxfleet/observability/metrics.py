@@ -1,10 +1,14 @@
 """Prometheus metrics of every role, registered once per process.
 
-Names are stable: dashboards and the autoscaler read them."""
+Names are stable: dashboards, alert rules (deploy/observability) and the
+autoscaler read them; docs/observability.md lists them. Labels stay bounded:
+kinds, provider names, stages and reasons, never a call id."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from voxfleet.domain.calls import LatencyMarks
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -45,6 +49,28 @@ VOICE_TO_VOICE_SECONDS = Histogram(
     "End of caller speech to first reply audio frame sent.",
     buckets=LATENCY_BUCKETS,
 )
+TURN_STAGE_SECONDS = Histogram(
+    "voxfleet_turn_stage_seconds",
+    "One stage of a reply to the caller, each from the mark before it: end_of_turn "
+    "(end of speech to turn decided), stt (end of speech to transcript; 0 when a "
+    "speculative transcript was ready), llm_first_token (transcript to first token), "
+    "tts_first_audio (first token to first synthesized audio).",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+PAUSE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+GC_PAUSE_SECONDS = Histogram(
+    "voxfleet_gc_pause_seconds",
+    "Time the garbage collector held the process, by generation collected.",
+    ["generation"],
+    buckets=PAUSE_BUCKETS,
+)
+LOOP_LAG_SECONDS = Histogram(
+    "voxfleet_event_loop_lag_seconds",
+    "How late a timer on the event loop fired: time the loop was held by other work "
+    "(its _sum is the seconds the loop was blocked).",
+    buckets=PAUSE_BUCKETS,
+)
 CALLS_STARTED = Counter("voxfleet_calls_created_total", "Calls created through the API.")
 CALLS_REFUSED = Counter(
     "voxfleet_calls_refused_total",
@@ -68,6 +94,7 @@ HTTP_REFUSED = Counter(
 )
 CALLS_ENDED = Counter("voxfleet_calls_ended_total", "Calls ended, by reason.", ["reason"])
 ACTIVE_ROOMS = Gauge("voxfleet_agent_active_rooms", "Rooms this agent process serves now.")
+AGENT_CAPACITY = Gauge("voxfleet_agent_capacity", "Rooms this agent process serves at most.")
 EDGE_SOCKETS = Gauge("voxfleet_edge_sockets", "Caller sockets open on this edge.")
 EDGE_FRAMES = Counter(
     "voxfleet_edge_frames_total", "Frames relayed by the edge.", ["direction", "kind"]
@@ -82,9 +109,35 @@ DISPATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 QUEUE_DEPTH = Gauge("voxfleet_queue_depth", "Rooms waiting for an agent.")
-FAILOVERS = Counter("voxfleet_failovers_total", "Orphaned rooms re-queued after their agent died.")
+FAILOVERS = Counter(
+    "voxfleet_failovers_total",
+    "Orphaned rooms (their lease lapsed: the agent died) re-queued to another agent.",
+)
 HANDOVERS = Counter("voxfleet_handovers_total", "Rooms taken over from a draining agent.")
 DRAINS = Counter("voxfleet_drains_total", "Drains started (SIGTERM, scale-down).")
 DESIRED_AGENTS = Gauge("voxfleet_desired_agents", "Agents the current room demand needs.")
 LIVE_AGENTS = Gauge("voxfleet_live_agents", "Agents heard from recently.")
 ACTIVE_ROOMS_TOTAL = Gauge("voxfleet_active_rooms", "Rooms being served, all agents.")
+
+
+def _since(later: float | None, earlier: float | None) -> float | None:
+    return None if later is None or earlier is None else max(0.0, later - earlier)
+
+
+def observe_turn(marks: LatencyMarks) -> None:
+    """Count one reply's stages (once per turn, never per frame). Replies that
+    answer no speech (the greeting, a resumed turn) have no end of speech and
+    are not counted."""
+    if marks.speech_end is None:
+        return
+    stages = (
+        ("end_of_turn", _since(marks.turn_decided, marks.speech_end)),
+        ("stt", _since(marks.stt_done, marks.speech_end)),
+        ("llm_first_token", _since(marks.llm_first_token, marks.stt_done)),
+        ("tts_first_audio", _since(marks.tts_first_audio, marks.llm_first_token)),
+    )
+    for stage, seconds in stages:
+        if seconds is not None:
+            TURN_STAGE_SECONDS.labels(stage).observe(seconds)
+    if marks.first_audio_sent is not None:
+        VOICE_TO_VOICE_SECONDS.observe(marks.first_audio_sent - marks.speech_end)

@@ -13,27 +13,13 @@ import asyncio
 import gc
 import time
 
-from prometheus_client import Histogram
-
 from voxfleet.observability.logging import get_logger
+from voxfleet.observability.metrics import GC_PAUSE_SECONDS, LOOP_LAG_SECONDS
 
 log = get_logger(__name__)
 
-PAUSE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 REPORT_OVER_S = 0.05  # a pause this long is worth a log line
 LAG_INTERVAL_S = 0.05
-
-GC_PAUSE_SECONDS = Histogram(
-    "voxfleet_gc_pause_seconds",
-    "Time the garbage collector held the process, by generation collected.",
-    ["generation"],
-    buckets=PAUSE_BUCKETS,
-)
-LOOP_LAG_SECONDS = Histogram(
-    "voxfleet_event_loop_lag_seconds",
-    "How late a timer on the event loop fired: time the loop was held by other work.",
-    buckets=PAUSE_BUCKETS,
-)
 
 
 def freeze_startup_objects() -> int:

@@ -24,6 +24,7 @@ from voxfleet.domain.conversation import HistoryItem
 from voxfleet.domain.profiles import Profile
 from voxfleet.errors import ProviderError
 from voxfleet.observability.metrics import APOLOGIES
+from voxfleet.observability.spans import ReplyRecord
 from voxfleet.pipeline.chunker import ClauseChunker, speakable
 from voxfleet.pipeline.playout import Playout
 from voxfleet.pipeline.tools import MAX_ROUNDS, Toolbox
@@ -69,6 +70,7 @@ class Reply:
         self._history = list(history)
         self._clock = clock
         self.marks = LatencyMarks()
+        self.record = ReplyRecord(clock())  # its provider calls and faults, for its trace
         self._text = user_text or ""
         self._heard = asyncio.Event()  # set once the caller's words are known
         if audio is None:
@@ -109,6 +111,11 @@ class Reply:
         self.marks.speech_end = speech_end
         self._released.set()
 
+    @property
+    def user_text(self) -> str:
+        """The caller's words it answers, as far as known."""
+        return self._text
+
     def heard_text(self) -> str:
         return self.playout.heard_text()
 
@@ -132,7 +139,9 @@ class Reply:
         failure ends production early; it is kept in ``failure``."""
         try:
             if self._audio is not None:
-                self._text = await self._providers.stt.transcribe(self._audio, self._fault)
+                stt = self._providers.stt
+                with self.record.timing("stt", stt.name, stt.model, self._clock):
+                    self._text = await stt.transcribe(self._audio, self._fault)
                 self.marks.stt_done = self._clock()
                 self._heard.set()
             if self._fixed_text is not None:
@@ -151,6 +160,7 @@ class Reply:
     def _fault(self, fault: ProviderFault) -> None:
         """A provider gave up on this reply: apologise now, once; the chain is
         already asking the next provider."""
+        self.record.fault(fault, self._clock())
         if not fault.retrying and not self._apologized:
             self._apologized = True
             if self._say_canned(self._profile.apology):
@@ -173,15 +183,17 @@ class Reply:
             chunker = ClauseChunker()
             text: list[str] = []
             calls: list[ToolCall] = []
-            async for piece in self._providers.llm.stream(messages, params, offered, self._fault):
-                if isinstance(piece, ToolCall):
-                    calls.append(piece)
-                    continue
-                if self.marks.llm_first_token is None and piece:
-                    self.marks.llm_first_token = self._clock()
-                text.append(piece)
-                for chunk in chunker.push(piece):
-                    await self._synthesize(chunk)
+            llm = self._providers.llm
+            with self.record.timing("llm", llm.name, llm.model, self._clock):
+                async for piece in llm.stream(messages, params, offered, self._fault):
+                    if isinstance(piece, ToolCall):
+                        calls.append(piece)
+                        continue
+                    if self.marks.llm_first_token is None and piece:
+                        self.marks.llm_first_token = self._clock()
+                    text.append(piece)
+                    for chunk in chunker.push(piece):
+                        await self._synthesize(chunk)
             for chunk in chunker.flush():
                 await self._synthesize(chunk)
             if not calls or not offered:
@@ -196,7 +208,9 @@ class Reply:
         spoken = speakable(text)
         if not spoken:
             return
-        pcm = await self._providers.tts.synthesize(spoken, self._profile.speaking_rate, self._fault)
+        tts = self._providers.tts
+        with self.record.timing("tts", tts.name, tts.model, self._clock):
+            pcm = await tts.synthesize(spoken, self._profile.speaking_rate, self._fault)
         if self.marks.tts_first_audio is None:
             self.marks.tts_first_audio = self._clock()
         self._queued_speech = True

@@ -24,7 +24,8 @@ from voxfleet.domain.profiles import Profile
 from voxfleet.errors import LeaseLost, ProviderError, RoomEnded
 from voxfleet.messages.client import AgentState, Error, HangUp, Interrupt, State, Transcript
 from voxfleet.observability.logging import get_logger
-from voxfleet.observability.metrics import BARGE_INS, VOICE_TO_VOICE_SECONDS
+from voxfleet.observability.metrics import BARGE_INS, observe_turn
+from voxfleet.observability.tracing import FinishedTurn, record_turn
 from voxfleet.pipeline.ports import OutboundLink, TurnSink
 from voxfleet.pipeline.reply import Reply, chat_messages
 from voxfleet.providers.base import Providers
@@ -130,6 +131,7 @@ class TurnTaker:
         if reply is None:
             reply = self._reply(audio=audio)
             reply.start(self._tasks)
+        reply.marks.turn_decided = self._clock()
         active = self._active = _Active(reply)
         active.task = self._spawn(self._answer(active, speech_end))
 
@@ -241,10 +243,21 @@ class TurnTaker:
             await self._say_state("listening")
         self.prefill()
         marks = reply.marks
-        if marks.first_audio_sent is not None and marks.speech_end is not None:
-            VOICE_TO_VOICE_SECONDS.observe(marks.first_audio_sent - marks.speech_end)
+        observe_turn(marks)
+        now = self._clock()
+        record_turn(
+            FinishedTurn(
+                self.state.room_id,
+                seq,
+                interrupted,
+                marks,
+                reply.record,
+                now,
+                user_text=reply.user_text,
+                agent_text=text,
+            )
+        )
         if text or reply.started_at is not None:
-            now = self._clock()
             turn = Turn(
                 self.state.room_id,
                 seq,

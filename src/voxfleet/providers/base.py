@@ -51,6 +51,7 @@ class Capabilities:
 class Provider(ABC):
     kind: ClassVar[str]
     name: str = "provider"  # in metrics and logs; an endpoint's providers use its name
+    model: str = ""  # the model it asks for, when it names one (in traces)
     capabilities: Capabilities = Capabilities()
     timeout: float = 15.0  # one attempt (an LLM: to its first piece)
     attempts: int = 3  # for ProviderUnavailable only

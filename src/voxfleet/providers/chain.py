@@ -158,6 +158,7 @@ class FallbackLLM(LLM):
     def __init__(self, members: Sequence[LLM], failures: int = 3, cooldown: float = 10.0) -> None:
         self._chain = _Members("llm", members, failures, cooldown)
         self.name = "+".join(m.name for m in members)
+        self.model = "+".join(m.model for m in members if m.model)
         self.members = self._chain.providers
         first = members[0].capabilities
         self.capabilities = Capabilities(

@@ -121,6 +121,7 @@ def _voiced_seconds(audio: Float32Array, rate: int = 16000) -> float:
 
 class ScriptedLLM(LLM):
     name = "scripted-llm"
+    model = "scripted"
     capabilities = Capabilities(streaming=True)
 
     def __init__(self, first_token: float = 0.05, per_token: float = 0.01) -> None:

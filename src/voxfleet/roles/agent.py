@@ -26,7 +26,12 @@ from voxfleet.domain.profiles import Profiles
 from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
 from voxfleet.messages.room import AgentFailed, Attached, encode
 from voxfleet.observability.logging import get_logger
-from voxfleet.observability.metrics import ACTIVE_ROOMS, DISPATCH_SECONDS, HANDOVERS
+from voxfleet.observability.metrics import (
+    ACTIVE_ROOMS,
+    AGENT_CAPACITY,
+    DISPATCH_SECONDS,
+    HANDOVERS,
+)
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.pipeline.ports import StreamPosition, TurnSink
 from voxfleet.pipeline.session import RoomSession
@@ -87,6 +92,7 @@ class AgentWorker:
     async def run(self) -> None:
         """Claim and serve rooms until cancelled."""
         self.ready = True
+        AGENT_CAPACITY.set(self.capacity)
         log.info("agent ready", agent_id=self.agent_id, capacity=self.capacity)
         b = self._b
         loops = [

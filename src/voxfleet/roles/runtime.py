@@ -20,6 +20,7 @@ from voxfleet.domain.profiles import Profiles, load_profiles
 from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import DRAINS
+from voxfleet.observability.tracing import start_tracing, stop_tracing
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
 from voxfleet.providers.registry import build_providers
@@ -80,6 +81,7 @@ class Runtime:
         self._endpointing = endpointing
         self._migrate = migrate_on_start
         self._tasks = TaskSet("runtime")
+        self._tracing = False  # this runtime started the trace exporter
         self.engine: AsyncEngine | None = None
         self.store: CallStore | None = None
         self.sink: StoreTurnSink | None = None
@@ -154,6 +156,8 @@ class Runtime:
                 await self.sink.close()
             if self.providers is not None:
                 await self.providers.close()
+            if self._tracing:
+                await asyncio.to_thread(stop_tracing)  # sends the last turns
             if self.landing is not None:
                 await self.landing.admission.close()
             await self.backends.close()
@@ -166,6 +170,7 @@ class Runtime:
         await providers.warm_up()
         await providers.prepare_phrases(self.profiles.phrases())
         log.info("models warm", seconds=round(time.perf_counter() - started, 2))
+        self._tracing = start_tracing()
         self.providers = providers
         self.sink = StoreTurnSink(store)
         self.sink.start()

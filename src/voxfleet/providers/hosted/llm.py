@@ -47,7 +47,7 @@ def wire_tool(tool: ToolSpec) -> ChatCompletionToolParam:
 class HostedLLM(LLM):
     def __init__(self, endpoint: Endpoint, client: AsyncOpenAI) -> None:
         self.name = endpoint.name
-        self._model = endpoint.model("llm")
+        self._model = self.model = endpoint.model("llm")
         self._client = client
         self.capabilities = Capabilities(streaming=True, tools=endpoint.tools)
         self.timeout = endpoint.first_token_seconds
