@@ -93,7 +93,9 @@ async def test_the_cookie_is_secure_when_the_request_came_over_https(tmp_path: P
         assert "secure" in {part.strip().lower() for part in r.headers["set-cookie"].split(";")}
 
 
-async def test_a_wrong_password_and_an_unknown_user_get_the_same_401(tmp_path: Path) -> None:
+async def test_a_wrong_password_and_an_unknown_user_get_the_same_401(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with (
         app_server(tmp_path, MONITOR_ONLY, **SETTINGS) as (base, _runtime),
         httpx.AsyncClient(base_url=base) as http,
@@ -104,6 +106,11 @@ async def test_a_wrong_password_and_an_unknown_user_get_the_same_401(tmp_path: P
             assert error_of(r) == (401, "unauthorized", "sign-in: unknown user or wrong password")
             assert "set-cookie" not in r.headers
         assert (await http.get("/api/rooms")).status_code == 401
+        records = caplog.records
+        failed = [r.__dict__["fields"] for r in records if r.getMessage() == "sign-in failed"]
+        assert [f["user"] for f in failed] == [ADMIN, "nobody"]
+        logged = repr([(r.getMessage(), r.__dict__.get("fields")) for r in caplog.records])
+        assert "not the password" not in logged and PASSWORD not in logged
         missing = await http.post("/api/session", json={"name": ADMIN})
         assert error_of(missing)[:2] == (422, "invalid_request")
         assert missing.json()["error"]["field"] == "password"

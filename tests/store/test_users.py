@@ -1,14 +1,20 @@
 """The monitor's users in the store, on SQLite and PostgreSQL: added once per
-name, read back with their role, password changed, sign-in time kept."""
+name, read back with their role, password changed, sign-in time kept; and the
+first admin, created from its secret while no user exists."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from voxfleet.errors import Conflict, InvalidRequest
-from voxfleet.store import migrate, session_factory
+from voxfleet.errors import Conflict, InvalidRequest, StoreUnavailable
+from voxfleet.roles.accounts import Accounts
+from voxfleet.settings import Settings
+from voxfleet.store import create_engine, migrate, session_factory
 from voxfleet.store.models import UserRow
 from voxfleet.store.users import UserRole, UserStore
 
@@ -49,3 +55,29 @@ async def test_a_bad_user_name_is_refused_naming_the_field(engine: AsyncEngine, 
     with pytest.raises(InvalidRequest, match=r"^name: ") as caught:
         await users.add(name, "hash", UserRole.VIEWER, 0.0)
     assert caught.value.field == "name"
+
+
+async def test_the_first_admin_comes_from_the_secret_once(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'users.db'}")
+    try:
+        accounts = Accounts(UserStore(session_factory(engine)))
+        settings = Settings(
+            data_dir=tmp_path,
+            monitor_admin_user="root",
+            monitor_admin_password="first password!",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        # Not migrated: no users table. The monitor starts anyway (admin key only).
+        await accounts.ensure_first_admin(settings)
+        with pytest.raises(StoreUnavailable):
+            await accounts.users.count()
+        await migrate(engine)
+        await accounts.ensure_first_admin(settings)
+        assert await accounts.authenticate("root", "first password!") is not None
+        changed = settings.model_copy(update={"monitor_admin_password": SecretStr("second pw!!!")})
+        await accounts.ensure_first_admin(changed)  # a user exists: the secret is not read
+        assert [(u.name, u.role) for u in await accounts.users.list()] == [("root", UserRole.ADMIN)]
+        assert await accounts.authenticate("root", "second pw!!!") is None
+        assert await accounts.authenticate("nobody", "first password!") is None
+    finally:
+        await engine.dispose()

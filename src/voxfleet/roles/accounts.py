@@ -10,7 +10,7 @@ import time
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from voxfleet.errors import InvalidRequest
+from voxfleet.errors import InvalidRequest, StoreUnavailable
 from voxfleet.observability.logging import get_logger
 from voxfleet.settings import Settings
 from voxfleet.settings_monitor import MONITOR_PASSWORD_MIN_LENGTH
@@ -71,7 +71,13 @@ class Accounts:
     async def ensure_first_admin(self, settings: Settings) -> None:
         """With no user yet: the admin named by ``monitor_admin_user``, with the
         password ``monitor_admin_password``; without that secret, a warning."""
-        if await self.users.count():
+        try:
+            if await self.users.count():
+                return
+        except StoreUnavailable:
+            # Not migrated yet, or the database is down: the admin key still
+            # opens the monitor, and sign-in answers 503 until the store is back.
+            log.warning("monitor users unavailable; is the database migrated (voxfleet migrate)?")
             return
         password = settings.monitor_admin_password
         if password is None:
