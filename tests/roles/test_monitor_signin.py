@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.redis_server import RedisServer
 from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.roles.runtime import Role
 from voxfleet.roles.sessions import SESSION_COOKIE
@@ -280,3 +281,29 @@ async def test_the_scaling_token_reads_the_scaling_signal_only(tmp_path: Path) -
             ), route
         wrong = await keda.get("/api/scaling", headers=bearer(SCALING_TOKEN + "x"))
         assert error_of(wrong)[2] == "authorization: not the admin API key nor the scaling token"
+
+
+async def test_sessions_in_redis_are_shared_by_monitor_replicas(tmp_path: Path) -> None:
+    with RedisServer() as redis:
+        shared = {
+            "redis_url": redis.url,
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+            **SETTINGS,
+        }
+        async with (
+            app_server(tmp_path / "a", MONITOR_ONLY, **shared) as (first, runtime),
+            app_server(tmp_path / "b", MONITOR_ONLY, **shared) as (second, _b),
+            httpx.AsyncClient() as http,
+        ):
+            r = await http.post(f"{first}/api/session", json={"name": ADMIN, "password": PASSWORD})
+            csrf = r.json()["csrf_token"]
+            session_id = http.cookies[SESSION_COOKIE]
+            assert (await http.get(f"{second}/api/rooms")).status_code == 200
+            # Redis holds the session under a hash of its id, not the id itself.
+            assert runtime.backends.redis is not None
+            keys = [k.decode() for k in await runtime.backends.redis.keys("vf:session:*")]
+            assert len(keys) == 1 and session_id not in keys[0]
+            out = await http.delete(f"{second}/api/session", headers={"X-CSRF-Token": csrf})
+            assert out.status_code == 204
+            http.cookies.set(SESSION_COOKIE, session_id)
+            assert (await http.get(f"{first}/api/rooms")).status_code == 401
