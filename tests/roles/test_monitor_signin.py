@@ -216,6 +216,16 @@ async def test_signing_out_and_idle_and_absolute_limits_end_a_session(tmp_path: 
         status, code, message = error_of(await http.get("/api/rooms"))
         assert (status, code) == (401, "unauthorized") and message.startswith("session: expired")
         http.cookies.clear()
+        # Signing in again replaces the session: the first one's id is dead.
+        await signed_in(http)
+        first_id = http.cookies[SESSION_COOKIE]
+        await signed_in(http)
+        assert http.cookies[SESSION_COOKIE] != first_id
+        assert (await http.get("/api/rooms")).status_code == 200
+        http.cookies.clear()
+        http.cookies.set(SESSION_COOKIE, first_id)
+        assert (await http.get("/api/rooms")).status_code == 401
+        http.cookies.clear()
         sessions = runtime.sessions
         assert sessions is not None
 
@@ -307,3 +317,10 @@ async def test_sessions_in_redis_are_shared_by_monitor_replicas(tmp_path: Path) 
             assert out.status_code == 204
             http.cookies.set(SESSION_COOKIE, session_id)
             assert (await http.get(f"{first}/api/rooms")).status_code == 401
+            http.cookies.clear()
+            await http.post(f"{first}/api/session", json={"name": ADMIN, "password": PASSWORD})
+            redis.stop()
+            down = await http.get(f"{second}/api/rooms")
+            status, code, message = error_of(down)
+            assert (status, code) == (503, "dispatch_unavailable")
+            assert message.startswith("sessions: Redis is unavailable")

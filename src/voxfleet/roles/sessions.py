@@ -13,12 +13,15 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from voxfleet.errors import DispatchUnavailable
 from voxfleet.store.users import UserRole
 
 KEY_PREFIX = "vf:session:"
@@ -104,7 +107,8 @@ class RedisSessions(_Lifetimes):
 
     async def _put(self, session_id: str, session: Session) -> None:
         body = json.dumps(asdict(session))
-        await self._redis.set(self._key(session_id), body, ex=self.ttl(session, self.clock()))
+        with _unavailable():
+            await self._redis.set(self._key(session_id), body, ex=self.ttl(session, self.clock()))
 
     async def start(self, user: str, role: UserRole) -> tuple[str, Session]:
         session_id, session = self.new(user, role)
@@ -112,7 +116,8 @@ class RedisSessions(_Lifetimes):
         return session_id, session
 
     async def get(self, session_id: str) -> Session | None:
-        raw = await self._redis.get(self._key(session_id))
+        with _unavailable():
+            raw = await self._redis.get(self._key(session_id))
         if raw is None:
             return None
         data = json.loads(raw)
@@ -132,7 +137,17 @@ class RedisSessions(_Lifetimes):
         return session
 
     async def end(self, session_id: str) -> None:
-        await self._redis.delete(self._key(session_id))
+        with _unavailable():
+            await self._redis.delete(self._key(session_id))
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Redis errors as a 503 that says what is missing, not a 500."""
+    try:
+        yield
+    except (RedisError, OSError) as e:
+        raise DispatchUnavailable("sessions: Redis is unavailable; try again shortly") from e
 
 
 def build_sessions(idle: float, absolute: float, redis: Redis | None) -> SessionStore:

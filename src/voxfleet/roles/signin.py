@@ -94,6 +94,9 @@ async def sign_in(
         # The name, never the password: a password typed into the name field is rare.
         log.warning("sign-in failed", user=clip(body.name), client=client)
         raise AuthError("sign-in: unknown user or wrong password")
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:  # signing in again replaces the session rather than adding one
+        await sessions.end(previous)
     session_id, session = await sessions.start(user.name, user.role)
     response.set_cookie(
         SESSION_COOKIE,
