@@ -79,6 +79,10 @@ async def test_the_first_admin_signs_in_with_a_strict_http_only_cookie(tmp_path:
         }
         for route in ("/api/rooms", "/api/agents", "/api/scaling"):
             assert (await http.get(route)).status_code == 200, route
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        declared = paths["/api/session"]["post"]["requestBody"]["content"]["application/json"]
+        assert set(declared["schema"]["properties"]) == {"name", "password"}
+        assert "requestBody" in paths["/api/users"]["post"]
         user = await runtime.accounts.users.get(ADMIN)
         assert user is not None and user.last_login_at is not None
 

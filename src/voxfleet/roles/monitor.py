@@ -23,7 +23,7 @@ from voxfleet.roles.api_models import CallOut, error_responses
 from voxfleet.roles.deps import BackendsDep, RuntimeDep, SettingsDep, StoreDep
 from voxfleet.roles.monitor_auth import MonitorAdminDep, MonitorUserDep, ScalingReaderDep
 from voxfleet.roles.responses import shorten
-from voxfleet.roles.signin import accounts_of, json_body
+from voxfleet.roles.signin import accounts_of, json_body, json_body_doc
 from voxfleet.store.users import UserRole
 
 log = get_logger(__name__)
@@ -77,7 +77,12 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-@router.post("/users", status_code=201, responses=error_responses(409, 415, 422))
+@router.post(
+    "/users",
+    status_code=201,
+    responses=error_responses(409, 415, 422),
+    openapi_extra=json_body_doc(NewUser),
+)
 async def add_user(request: Request, who: MonitorAdminDep, runtime: RuntimeDep) -> UserOut:
     """Admins only: another monitor user (a viewer unless ``role`` says admin)."""
     accounts, _limiter = accounts_of(runtime)

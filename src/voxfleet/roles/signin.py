@@ -66,6 +66,12 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise InvalidRequest(f"{field}: {first['msg']}", field=field) from e
 
 
+def json_body_doc(model: type[BaseModel]) -> dict[str, object]:
+    """``openapi_extra`` declaring a body that ``json_body`` parses by hand."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def accounts_of(runtime: RuntimeDep) -> tuple[Accounts, LoginLimiter]:
     if runtime.accounts is None or runtime.login is None:
         raise ConfigError("this process has no monitor accounts (it plays no monitor role)")
@@ -77,7 +83,11 @@ def secure_cookie(request: Request, settings: Settings) -> bool:
     return request.url.scheme == "https" or public.startswith("https://")
 
 
-@router.post("/session", responses=error_responses(401, 415, 422, 429))
+@router.post(
+    "/session",
+    responses=error_responses(401, 415, 422, 429),
+    openapi_extra=json_body_doc(Credentials),
+)
 async def sign_in(
     request: Request,
     response: Response,
