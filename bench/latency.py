@@ -60,10 +60,15 @@ async def one_call(
             await call.wait_for(agent_final(2 + 2 * i), timeout=60)
             first = next(t for t, _ in call.audio[frames_before:] if t >= speech_end)
             latencies.append((first - speech_end) * 1000)
+    # Read while the call is live: its read token reads it only until it ends.
+    record = await call.get_call()
+    deadline = time.monotonic() + 10  # the agent's sink writes a moment after the caption
+    while len(record["turns"]) < 1 + 2 * len(questions) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        record = await call.get_call()
     await call.end()
     await call.wait_for(lambda m: m["type"] == "ended", timeout=10)
     await call.close()
-    record = await call.get_call()
     marks = [
         t["latency_ms"] for t in record["turns"] if t["speaker"] == "agent" and t["latency_ms"]
     ]

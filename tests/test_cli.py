@@ -3,6 +3,7 @@ traceback; ``voxfleet migrate`` builds the schema in a real SQLite file."""
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import sqlite3
@@ -126,3 +127,35 @@ def test_check_providers_reports_each_provider_and_fails_when_one_does(
         ["ok", "llm", "scripted-llm"],
     ]
     assert "cannot connect" in lines[2]
+
+
+def test_users_are_added_listed_and_given_new_passwords(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOXFLEET_DATA_DIR", str(tmp_path))
+
+    def with_password(password: str, *argv: str) -> int:
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        return main(["users", *argv, "--password-stdin"])
+
+    assert main(["users", "list"]) == 2
+    assert "run `voxfleet migrate` first" in capsys.readouterr().err
+    assert main(["migrate"]) == 0
+    assert with_password("a long password", "add", "ops", "--role", "admin") == 0
+    assert with_password("another password", "add", "watcher") == 0
+    capsys.readouterr()
+    assert with_password("short", "add", "someone") == 2
+    assert "password: must be at least 12 characters" in capsys.readouterr().err
+    assert with_password("a long password", "add", "ops") == 2
+    assert "'ops' already exists" in capsys.readouterr().err
+    assert with_password("a new password!", "passwd", "nobody") == 2
+    assert "no user named 'nobody'" in capsys.readouterr().err
+    assert with_password("a new password!", "passwd", "watcher") == 0
+
+    assert main(["users", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        "ops\tadmin\tlast sign-in: never",
+        "watcher\tviewer\tlast sign-in: never",
+    ]
+    assert "a long password" not in "".join(lines)

@@ -305,3 +305,39 @@ def test_public_origin_is_the_public_urls_origin(monkeypatch: pytest.MonkeyPatch
     assert settings().public_origin is None
     monkeypatch.setenv("VOXFLEET_PUBLIC_URL", "https://Talk.example.com/voice/")
     assert settings().public_origin == "https://talk.example.com"
+
+
+def test_monitor_sign_in_settings_and_their_secret_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    s = settings()
+    assert s.monitor_admin_user == "admin"
+    assert s.monitor_admin_password is None and s.scaling_token is None
+    assert (s.session_idle_seconds, s.session_max_seconds) == (1800, 43200)
+    assert {"monitor_admin_password", "scaling_token"} <= set(SECRET_FIELDS)
+    password = tmp_path / "password"
+    password.write_text("first admin password\n", encoding="utf-8")
+    monkeypatch.setenv("VOXFLEET_MONITOR_ADMIN_PASSWORD_FILE", str(password))
+    monkeypatch.setenv("VOXFLEET_SCALING_TOKEN", "keda-reads-the-scaling-signal")
+    s = settings()
+    assert s.monitor_admin_password == SecretStr("first admin password")
+    assert s.scaling_token == SecretStr("keda-reads-the-scaling-signal")
+    assert "first admin password" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MONITOR_ADMIN_PASSWORD", "too-short", "monitor_admin_password: must be at least 12"),
+        ("SCALING_TOKEN", "short-token", "scaling_token: must be at least 24"),
+        ("SESSION_IDLE_SECONDS", "50000", "session_idle_seconds: must not be longer"),
+        ("LOGIN_RATE_LIMIT", "often", "'often' is not a rate"),
+        ("MONITOR_ADMIN_USER", "has space", "monitor_admin_user"),
+    ],
+)
+def test_bad_monitor_settings_are_refused_naming_them(
+    name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"VOXFLEET_{name}", value)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        settings()

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from voxfleet.errors import ConfigError
 from voxfleet.observability.logging import configure_logging, get_logger
 from voxfleet.settings import Settings
+from voxfleet.users_cli import add_users_parser
 
 log = get_logger("voxfleet")
 
@@ -107,6 +108,14 @@ def cmd_check_providers(_args: argparse.Namespace) -> int:
     return 0 if asyncio.run(run()) else 1
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from voxfleet.users_cli import users_command
+
+    settings = _settings()
+    configure_logging("WARNING", settings.log_format)  # the command's output is the report
+    return users_command(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxfleet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     for role, port, text in (
         ("landing", 8080, "public page, call API and media edge"),
         ("agent", 8081, "agent worker (probes and metrics on --port)"),
-        ("monitor", 8082, "scaling signal and live rooms/agents API (admin API key)"),
+        ("monitor", 8082, "scaling signal, live rooms/agents and calls API (sign-in)"),
     ):
         p = sub.add_parser(role, help=text)
         p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -128,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         if role == "agent":
             p.add_argument("--capacity", type=int, help="rooms this agent serves at once")
         p.set_defaults(func=_role_command(role, port))
+    add_users_parser(sub)
+    sub.choices["users"].set_defaults(func=cmd_users)
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=cmd_migrate)
     check = sub.add_parser(

@@ -29,8 +29,9 @@ FINAL_CLOSES = {1008, 4400, 4401, 4403, 4404, 4409, 4410, 4429, 4503}
 class CallClient:
     """One call: creates it, opens the media socket, collects what comes back.
 
-    ``create()`` keeps the call's read token, which ``get_call()`` presents;
-    ``admin_key`` (the admin API key) reads a call this client did not create.
+    ``create()`` keeps the call's read token, which ``get_call()`` presents
+    while the call is live; ``admin_key`` (the admin API key), when given, is
+    presented instead: it reads any call, ended or not.
     With ``reconnect`` (the default) the client follows the server's
     ``reconnect`` message (opening the new socket before closing the old one)
     and re-opens the call's ``resume_url`` after an unexpected drop, with
@@ -272,7 +273,7 @@ class CallClient:
 
     async def get_call(self) -> Json:
         """The call's record (``GET /api/calls/{id}``), with its turns."""
-        credential = self.read_token or self.admin_key
+        credential = self.admin_key or self.read_token
         if credential is None:
             raise RuntimeError("no read token (call create() first) and no admin_key")
         async with httpx.AsyncClient() as http:

@@ -70,6 +70,10 @@ class MalformedRequest(InvalidRequest, code="malformed"):
     """Input that cannot even be parsed (HTTP 400), e.g. a body that is not JSON."""
 
 
+class Conflict(InvalidRequest, code="conflict"):
+    """The thing to create already exists, e.g. a user name taken (HTTP 409)."""
+
+
 class BodyTooLarge(InvalidRequest, code="body_too_large"):
     """Over VOXFLEET_MAX_BODY_BYTES (HTTP 413); not read further."""
 

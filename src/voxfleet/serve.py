@@ -184,7 +184,8 @@ def _print_banner(url: str, admin_url: str | None, admin_key_file: Path | None) 
         where = f"is in {admin_key_file}" if admin_key_file else "is VOXFLEET_ADMIN_API_KEY"
         print(
             f"  admin API: {admin_url}/api/rooms, /api/agents, /api/scaling\n"
-            f"    send `Authorization: Bearer <key>`; the key {where}",
+            f"    send `Authorization: Bearer <key>`; the key {where}\n"
+            "    or sign in (POST /api/session) as a monitor user: see docs/monitor.md",
             flush=True,
         )
     print(flush=True)

@@ -26,6 +26,7 @@ from voxfleet.errors import ConfigError
 from voxfleet.providers.endpoints import load_endpoints
 from voxfleet.providers.registry import KINDS, check_chain
 from voxfleet.settings_files import ENV_PREFIX, FileSecretsSource
+from voxfleet.settings_monitor import MonitorSettings
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - the known dev default
 ADMIN_KEY_MIN_LENGTH = 24
@@ -33,7 +34,7 @@ ADMIN_KEY_MIN_LENGTH = 24
 PLACEHOLDER_WORDS = ("change", "example", "dev-only", "insecure", "placeholder", "password")
 
 
-class Settings(BaseSettings):
+class Settings(MonitorSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )

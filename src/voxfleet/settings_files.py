@@ -18,6 +18,8 @@ SECRET_FIELDS = (
     "redis_url",
     "redis_password",
     "livekit_api_secret",
+    "monitor_admin_password",
+    "scaling_token",
 )
 # Not secret, but kept beside their secret in Key Vault and mounted the same way.
 FILE_FIELDS = (*SECRET_FIELDS, "livekit_url", "livekit_api_key")

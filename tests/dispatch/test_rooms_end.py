@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import failed
 from tests.support.calls import final, greeted_call, turn
 from tests.support.cluster import Cluster, cluster
-from tests.support.server import free_port
+from tests.support.server import ADMIN_KEY, free_port
 from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def one_slot(
 
 
 async def _queued(c: Cluster) -> CallClient:
-    call = CallClient(c.base)
+    call = CallClient(c.base, admin_key=ADMIN_KEY)
     data = await call.create()
     await call.connect(data["media_url"], wait_ready=False)
     await call.wait_for(lambda m: m["type"] == "state" and m["state"] == "queued")
@@ -92,7 +92,7 @@ async def test_a_room_whose_landing_died_ends_itself(one_slot: Cluster) -> None:
     assert scaling["active_rooms"] == 0
     # ... and records the end, which the landing that held the socket cannot.
     c.landing = c._spawn("landing-2", ["landing"], free_port(), {})
-    record = await CallClient(c.base, call_id=call.call_id, read_token=call.read_token).get_call()
+    record = await CallClient(c.base, call_id=call.call_id, admin_key=ADMIN_KEY).get_call()
     assert record["status"] == "ended" and record["end_reason"] == "caller_disconnected"
     fresh = await greeted_call(c.base, timeout=5)  # and its slot is free again
     await fresh.end()

@@ -18,6 +18,7 @@ from tests.conftest import failed
 from tests.support.calls import final, stored, turn
 from tests.support.calls import greeted_call as support_greeted_call
 from tests.support.cluster import Cluster, cluster
+from tests.support.server import ADMIN_KEY
 from tests.support.speech import piper_speech
 from voxfleet.client import CallClient
 
@@ -148,7 +149,7 @@ def moved_by_handover_only(c: Cluster, rooms: int) -> None:
 async def test_capacity_is_respected_and_queued_calls_are_served(one_slot: Cluster) -> None:
     c = one_slot
     first = await greeted_call(c)
-    second = CallClient(c.base)
+    second = CallClient(c.base, admin_key=ADMIN_KEY)
     data = await second.create()
     await second.connect(data["media_url"], wait_ready=False)
     await second.wait_for(lambda m: m["type"] == "state" and m["state"] == "queued")
@@ -204,7 +205,7 @@ def two_model_agents(
 
 async def test_real_models_carry_a_call_over_a_crash(two_model_agents: Cluster) -> None:
     c = two_model_agents
-    call = CallClient(c.base)
+    call = CallClient(c.base, admin_key=ADMIN_KEY)
     await call.start()
     await call.wait_for(final("agent", 0), timeout=60)
     victim = await c.agent_of(call.call_id)

@@ -1,11 +1,13 @@
-"""Who may read what, over real HTTP: the monitor routes need the admin API key;
-a call's record needs that key or the call's own read token (a media token, a
+"""Who may read what, over real HTTP: the monitor routes need the admin API key
+(or a sign-in: test_monitor_signin.py); a call's record needs that key, a
+sign-in, or the call's own read token while the call is live (a media token, a
 token of another call or no token at all are refused); the probes stay open.
 And the admin key a dev process generates for itself."""
 
 from __future__ import annotations
 
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -13,8 +15,10 @@ import pytest
 
 from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.client import CallClient
+from voxfleet.domain.calls import EndReason
 from voxfleet.errors import ConfigError
 from voxfleet.roles.auth import ADMIN_KEY_FILE, ensure_admin_key
+from voxfleet.roles.runtime import Role
 from voxfleet.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -142,3 +146,48 @@ def test_a_configured_admin_key_is_used_as_is_and_prod_requires_one(tmp_path: Pa
     )
     with pytest.raises(ConfigError, match="admin_api_key"):
         ensure_admin_key(prod)
+
+
+async def test_a_read_token_reads_its_call_only_while_it_is_live(tmp_path: Path) -> None:
+    """After the call ended, its transcript needs the admin key or a signed-in
+    monitor user: the caller's token is no longer enough."""
+    password = "monitor admin password"
+    async with (
+        app_server(tmp_path, monitor_admin_password=password) as (base, runtime),
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        call = CallClient(base)
+        await call.create()
+        assert call.read_token is not None and runtime.store is not None
+        path = f"/api/calls/{call.call_id}"
+        assert (await http.get(path, headers=bearer(call.read_token))).status_code == 200
+        await runtime.store.end_call(call.call_id, EndReason.CALLER_ENDED, time.time())
+
+        ended = await http.get(path, headers=bearer(call.read_token))
+        assert ended.status_code == 403 and error_code(ended) == "call_ended"
+        assert "signed-in monitor user or the admin API key" in ended.json()["error"]["message"]
+        as_admin = await http.get(path, headers=bearer(ADMIN_KEY))
+        assert as_admin.status_code == 200 and as_admin.json()["status"] == "ended"
+        # A monitor user's session cookie reads it on the landing too.
+        signed = await http.post("/api/session", json={"name": "admin", "password": password})
+        assert signed.status_code == 200
+        assert (await http.get(path)).json()["id"] == call.call_id
+
+
+async def test_the_monitor_alone_serves_a_call_to_signed_in_users(tmp_path: Path) -> None:
+    password = "monitor admin password"
+    async with (
+        app_server(tmp_path, frozenset({Role.MONITOR}), monitor_admin_password=password) as (
+            base,
+            runtime,
+        ),
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        assert runtime.store is not None
+        await runtime.store.create_call("c_AAAAAAAAAAAAAAAA", "default", time.time())
+        path = "/api/calls/c_AAAAAAAAAAAAAAAA"
+        assert error_code(await http.get(path)) == "unauthorized"
+        await http.post("/api/session", json={"name": "admin", "password": password})
+        record = await http.get(path)
+        assert record.status_code == 200 and record.json()["profile"] == "default"
+        assert (await http.get("/api/calls/c_BBBBBBBBBBBBBBBB")).status_code == 404

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 async def test_a_whole_call_is_answered_and_recorded(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, _runtime):
-        call = CallClient(base)
+        call = CallClient(base, admin_key=ADMIN_KEY)
         await call.start()
         assert call.ready is not None and call.ready["sample_rate"] == 16000
         await call.wait_for(
@@ -85,7 +85,7 @@ async def _expect_close(url: str) -> tuple[int | None, str | None]:
 
 async def test_socket_rejects_missing_bad_foreign_and_reused_tokens(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, runtime):
-        first, second = CallClient(base), CallClient(base)
+        first, second = CallClient(base, admin_key=ADMIN_KEY), CallClient(base, admin_key=ADMIN_KEY)
         a = await first.create()
         b = await second.create()
         ws_base = base.replace("http", "ws")
@@ -111,7 +111,7 @@ async def test_socket_rejects_missing_bad_foreign_and_reused_tokens(tmp_path: Pa
 
 async def test_bad_frames_get_errors_and_the_call_goes_on(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, _runtime):
-        call = CallClient(base)
+        call = CallClient(base, admin_key=ADMIN_KEY)
         data = await call.create()
         await call.connect(data["media_url"], wait_ready=False)
         ws = call.ws
@@ -148,7 +148,7 @@ async def test_bad_frames_get_errors_and_the_call_goes_on(tmp_path: Path) -> Non
 
 async def test_flood_ends_the_call_with_4429_and_spares_other_calls(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, _runtime):
-        calm, flood = CallClient(base), CallClient(base)
+        calm, flood = CallClient(base, admin_key=ADMIN_KEY), CallClient(base, admin_key=ADMIN_KEY)
         await calm.start()
         await flood.start()
         assert flood.ws is not None
@@ -169,7 +169,8 @@ async def test_flood_ends_the_call_with_4429_and_spares_other_calls(tmp_path: Pa
 
 async def test_abrupt_disconnect_ends_the_call_and_keeps_its_turns(tmp_path: Path) -> None:
     async with app_server(tmp_path) as (base, runtime):
-        call = CallClient(base, reconnect=False)  # a client that does not come back
+        # A client that does not come back.
+        call = CallClient(base, admin_key=ADMIN_KEY, reconnect=False)
         await call.start()
         await call.send_audio(tone(0.6) + silence(0.6))
         await call.wait_for(

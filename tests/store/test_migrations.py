@@ -53,7 +53,7 @@ async def test_migrating_again_is_a_no_op_at_head(engine: AsyncEngine) -> None:
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     async with engine.connect() as connection:
-        assert await connection.run_sync(current_revision) == head == "0002"
+        assert await connection.run_sync(current_revision) == head == "0003"
 
 
 async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
@@ -68,6 +68,7 @@ async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
         assert missing == {
             ("add_table", "calls"),
             ("add_table", "turns"),
+            ("add_table", "users"),
             ("add_index", "ix_calls_created_at"),
         }
 

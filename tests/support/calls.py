@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.audio import silence, tone
+from tests.support.server import ADMIN_KEY
 from voxfleet.client import CallClient
 
 SCRIPTED_RATE = 16000  # ScriptedTTS's sample rate
@@ -24,8 +25,12 @@ def final(role: str, seq: int) -> Callable[[dict[str, Any]], bool]:
     return match
 
 
-async def greeted_call(base: str, timeout: float = 15.0) -> CallClient:
-    call = CallClient(base)
+async def greeted_call(
+    base: str, timeout: float = 15.0, admin_key: str | None = ADMIN_KEY
+) -> CallClient:
+    """A started call whose greeting was heard. It reads its record with the
+    test servers' admin key: a read token reads a call only while it is live."""
+    call = CallClient(base, admin_key=admin_key)
     await call.start()
     await call.wait_for(final("agent", 0), timeout=timeout)
     return call
@@ -43,7 +48,8 @@ async def stored(
     call: CallClient, turns: int, ended: bool = True, timeout: float = 10.0
 ) -> dict[str, Any]:
     """The call's record once it holds ``turns`` turns (and has ended): the
-    agents' turn sinks write in the background, a moment after the caption."""
+    agents' turn sinks write in the background, a moment after the caption.
+    Reading an ended call needs ``call.admin_key``."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         record = await call.get_call()

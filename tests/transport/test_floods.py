@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support.calls import greeted_call, turn
 from tests.support.cluster import PROFILES
-from tests.support.server import app_server
+from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.client import CallClient
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ async def test_a_frame_flood_closes_only_its_own_socket(
     async with app_server(tmp_path, profiles_file=profiles) as (base, _runtime):
         victim = await greeted_call(base)
         failovers = await _failovers(base)
-        flooder = CallClient(base)
+        flooder = CallClient(base, admin_key=ADMIN_KEY)
         await flooder.start()
         started = time.monotonic()
         await _flood(flooder, frame, 100_000)
@@ -102,7 +102,7 @@ async def test_a_flooder_that_never_answers_our_close_is_cut_off(
     server closes it (1008) and drops the connection within about a second
     instead of reading its flood for the 10 s of uvicorn's closing handshake."""
     async with app_server(tmp_path, profiles_file=profiles) as (base, _runtime):
-        call = CallClient(base)
+        call = CallClient(base, admin_key=ADMIN_KEY)
         data = await call.create()
         url = urlsplit(data["media_url"])
         reader, writer = await asyncio.open_connection(url.hostname, url.port)

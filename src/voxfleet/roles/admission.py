@@ -32,7 +32,37 @@ log = get_logger(__name__)
 CHECK_TIMEOUT = 0.5  # seconds a check may take before it fails open
 QUEUE_RETRY_AFTER = 5  # seconds; rooms leave the queue as fast as agents free up
 KEY_PREFIX = "vf:limit"
-_UNAVAILABLE = (StorageError, RedisError, VoxfleetError, OSError, TimeoutError)
+LIMIT_UNAVAILABLE = (StorageError, RedisError, VoxfleetError, OSError, TimeoutError)
+
+
+def limit_storage(settings: Settings) -> tuple[Storage, ConnectionPool | None]:
+    """Where ``limits`` counts: Redis when the process has it (every replica counts
+    together, with a short timeout so a check can fail open), memory otherwise."""
+    if settings.redis_url is None:
+        return MemoryStorage(), None
+    url = settings.redis_url.get_secret_value()
+    password = settings.redis_password
+    pool = ConnectionPool.from_url(
+        url,
+        password=password.get_secret_value() if password else None,
+        socket_timeout=CHECK_TIMEOUT,
+        socket_connect_timeout=CHECK_TIMEOUT,
+    )
+    storage = RedisStorage(
+        f"async+{url}",
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix=KEY_PREFIX,
+        connection_pool=pool,  # type: ignore[arg-type]
+    )
+    return storage, pool
+
+
+async def close_storage(storage: Storage, pool: ConnectionPool | None) -> None:
+    if isinstance(storage, MemoryStorage) and storage.timer is not None:
+        storage.timer.cancel()
+    if pool is not None:
+        await pool.aclose()
 
 
 class CallAdmission:
@@ -41,26 +71,7 @@ class CallAdmission:
         self.limits: list[RateLimitItem] = [] if rate == "off" else parse_many(rate)
         self._queue = queue
         self._max_queued = settings.max_queued_rooms
-        self._pool: ConnectionPool | None = None
-        storage: Storage
-        if settings.redis_url is None:
-            storage = MemoryStorage()
-        else:
-            url = settings.redis_url.get_secret_value()
-            password = settings.redis_password
-            self._pool = ConnectionPool.from_url(
-                url,
-                password=password.get_secret_value() if password else None,
-                socket_timeout=CHECK_TIMEOUT,
-                socket_connect_timeout=CHECK_TIMEOUT,
-            )
-            storage = RedisStorage(
-                f"async+{url}",
-                implementation="redispy",
-                wrap_exceptions=True,
-                key_prefix=KEY_PREFIX,
-                connection_pool=self._pool,  # type: ignore[arg-type]
-            )
+        storage, self._pool = limit_storage(settings)
         self._storage = storage
         self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._failing: set[str] = set()
@@ -73,7 +84,7 @@ class CallAdmission:
                     if await self._limiter.hit(item, "calls", client):
                         continue
                     reset_at = (await self._limiter.get_window_stats(item, "calls", client))[0]
-            except _UNAVAILABLE as e:
+            except LIMIT_UNAVAILABLE as e:
                 self._unavailable("rate", e)
                 return
             self._recovered("rate")
@@ -91,7 +102,7 @@ class CallAdmission:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 depth = await self._queue.depth()
-        except _UNAVAILABLE as e:
+        except LIMIT_UNAVAILABLE as e:
             self._unavailable("queue", e)
             return
         self._recovered("queue")
@@ -116,7 +127,4 @@ class CallAdmission:
             log.info("admission check recovered", check=check)
 
     async def close(self) -> None:
-        if isinstance(self._storage, MemoryStorage) and self._storage.timer is not None:
-            self._storage.timer.cancel()
-        if self._pool is not None:
-            await self._pool.aclose()
+        await close_storage(self._storage, self._pool)

@@ -1,6 +1,7 @@
 """The HTTP apps of a process: which routes each serves, behind which
 middleware. Every app gets the probes and metrics (open: the cluster's probes
-and scraper reach them); the monitor routes need the admin API key.
+and scraper reach them); the monitor routes need a signed-in user or the
+admin API key.
 
 `voxfleet up` builds two apps on one runtime: the public one (the landing) and
 an admin one (the monitor routes) for its own listener, so the live call list
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from voxfleet.errors import VoxfleetError
-from voxfleet.roles import health, landing, livekit_webhook, monitor
+from voxfleet.roles import health, landing, livekit_webhook, monitor, signin
 from voxfleet.roles.middleware import BodyLimit, OriginCheck, SecurityHeaders
 from voxfleet.roles.responses import handle_voxfleet_error
 from voxfleet.roles.runtime import Role, Runtime
@@ -45,6 +46,9 @@ def create_app(
         app.mount("/static", StaticFiles(directory=str(landing.STATIC_DIR)), name="static")
     if Role.MONITOR in parts:
         app.include_router(monitor.router)
+        app.include_router(signin.router)
+        if Role.LANDING not in parts:
+            app.include_router(monitor.calls_router)
     # Outermost last: headers go on every response, including the 413s.
     app.add_middleware(
         OriginCheck, allowed=settings.allowed_origins, public_origin=settings.public_origin

@@ -1,7 +1,8 @@
-"""Who may read what over HTTP, until operators get a sign-in: the admin API
-key (``Authorization: Bearer <key>``) opens the monitor routes and every
-call's record; a call's read token (returned only to whoever created the call)
-opens that call's record and nothing else."""
+"""Who may read a call's record over HTTP: the admin API key
+(``Authorization: Bearer <key>``) or a signed-in monitor user (its session
+cookie) reads any call; a call's read token (returned only to whoever created
+the call) reads that call only, and only until it ends: transcripts are not
+kept public. The monitor's own routes are guarded in ``monitor_auth.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pydantic import SecretStr
 
 from voxfleet.errors import AuthError, ConfigError
 from voxfleet.observability.logging import get_logger
-from voxfleet.roles.deps import LandingDep, SettingsDep
+from voxfleet.roles.deps import LandingDep, RuntimeDep, SettingsDep
+from voxfleet.roles.sessions import SESSION_COOKIE
 from voxfleet.settings import ADMIN_KEY_MIN_LENGTH, Settings
 
 log = get_logger(__name__)
@@ -45,7 +47,8 @@ class Admin:
 
 @dataclass(frozen=True, slots=True)
 class CallReader:
-    """The caller may read ``call_id``: with the admin key or that call's read token."""
+    """The caller may read ``call_id``: ``admin`` (the admin key or a signed-in
+    monitor user) at any time, else with that call's read token while it is live."""
 
     call_id: str
     admin: bool
@@ -60,16 +63,22 @@ def require_admin(request: Request, settings: SettingsDep) -> Admin:
     return Admin()
 
 
-def call_reader(
-    call_id: str, request: Request, settings: SettingsDep, landing: LandingDep
+async def call_reader(
+    call_id: str, request: Request, runtime: RuntimeDep, settings: SettingsDep, landing: LandingDep
 ) -> CallReader:
     """Checked before the call is looked up: a token of another call gets 403
-    whether or not ``call_id`` exists."""
+    whether or not ``call_id`` exists. Whether the call has ended is the
+    route's check, once it has the call."""
     presented = bearer(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if presented is None and session_id and runtime.sessions is not None:
+        if await runtime.sessions.get(session_id) is not None:
+            return CallReader(call_id, admin=True)
+        raise AuthError("session: expired or signed out; sign in again on the monitor")
     if presented is None:
         raise AuthError(
             "authorization: send the call's read_token (from POST /api/calls) or the admin "
-            "API key as `Authorization: Bearer <token>`"
+            "API key as `Authorization: Bearer <token>`, or sign in to the monitor"
         )
     if is_admin_key(settings, presented):
         return CallReader(call_id, admin=True)

@@ -38,7 +38,7 @@ def get_backends(conn: HTTPConnection) -> Backends:
 def get_store(conn: HTTPConnection) -> CallStore:
     store = get_runtime(conn).store
     if store is None:
-        raise ConfigError("this process has no store (it plays no landing or agent role)")
+        raise ConfigError("this process has no store (it plays no landing, agent or monitor role)")
     return store
 
 

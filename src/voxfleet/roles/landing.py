@@ -19,7 +19,13 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from voxfleet.domain.calls import CallStatus, is_call_id, new_call_id
-from voxfleet.errors import InvalidRequest, MalformedRequest, NotFound, UnsupportedMediaType
+from voxfleet.errors import (
+    Forbidden,
+    InvalidRequest,
+    MalformedRequest,
+    NotFound,
+    UnsupportedMediaType,
+)
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_STARTED
 from voxfleet.roles.api_models import (
@@ -201,6 +207,13 @@ async def get_call(reader: CallReaderDep, store: StoreDep) -> CallOut:
     call = await store.get_call(reader.call_id)
     if call is None:
         raise missing
+    if call.status == CallStatus.ENDED and not reader.admin:
+        # A transcript is personal data: its caller reads it while talking, not forever.
+        raise Forbidden(
+            "authorization: the call has ended, and a read_token reads a call only while it "
+            "is live; an ended call's record needs a signed-in monitor user or the admin API key",
+            code="call_ended",
+        )
     return CallOut.of(call)
 
 

@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 from voxfleet.errors import (
     AuthError,
     BodyTooLarge,
+    Conflict,
     Forbidden,
     InvalidRequest,
     MalformedRequest,
@@ -32,6 +33,7 @@ _STATUS: tuple[tuple[type[VoxfleetError], int], ...] = (
     (AuthError, 401),
     (NotFound, 404),
     (MalformedRequest, 400),
+    (Conflict, 409),
     (BodyTooLarge, 413),
     (UnsupportedMediaType, 415),
     (InvalidRequest, 422),

@@ -24,13 +24,17 @@ from voxfleet.observability.tracing import start_tracing, stop_tracing
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.base import Providers
 from voxfleet.providers.registry import build_providers
+from voxfleet.roles.accounts import Accounts
 from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentConfig, AgentWorker
 from voxfleet.roles.backends import Backends, build_backends
+from voxfleet.roles.login_limit import LoginLimiter
 from voxfleet.roles.pod_cost import PodDeletionCost
+from voxfleet.roles.sessions import SessionStore, build_sessions
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
+from voxfleet.store.users import UserStore
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
 from voxfleet.transport.edge_link import Dispatch
 from voxfleet.transport.entry import SocketEntry
@@ -62,8 +66,8 @@ class LandingParts:
 class Runtime:
     """Builds only what its roles need: the store for the landing and agents,
     the landing's edge and admission, the agent's worker and models (at
-    start-up, since loading them takes seconds); the monitor needs only the
-    backends."""
+    start-up, since loading them takes seconds); the monitor's accounts (in the
+    store) and sign-in sessions (the landing reads those too)."""
 
     def __init__(
         self,
@@ -85,9 +89,19 @@ class Runtime:
         self.engine: AsyncEngine | None = None
         self.store: CallStore | None = None
         self.sink: StoreTurnSink | None = None
-        if roles & {Role.LANDING, Role.AGENT}:
+        self.accounts: Accounts | None = None
+        self.login: LoginLimiter | None = None
+        self.sessions: SessionStore | None = None
+        if roles & {Role.LANDING, Role.AGENT, Role.MONITOR}:
             self.engine = create_engine(settings.sqlalchemy_url)
             self.store = CallStore(session_factory(self.engine))
+        if roles & {Role.LANDING, Role.MONITOR}:
+            self.sessions = build_sessions(
+                settings.session_idle_seconds, settings.session_max_seconds, self.backends.redis
+            )
+        if Role.MONITOR in roles and self.engine is not None:
+            self.accounts = Accounts(UserStore(session_factory(self.engine)))
+            self.login = LoginLimiter(settings)
         self.landing = self._landing_parts() if Role.LANDING in roles else None
         self.providers: Providers | None = None
         self.worker: AgentWorker | None = None
@@ -142,6 +156,8 @@ class Runtime:
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
         if self._migrate and self.engine is not None:
             await migrate(self.engine)
+        if self.accounts is not None:
+            await self.accounts.ensure_first_admin(self.settings)
         if Role.AGENT in self.roles and self.store is not None:
             await self._start_agent(self.store)
         if self.landing is not None and self.store is not None:
@@ -160,6 +176,8 @@ class Runtime:
                 await asyncio.to_thread(stop_tracing)  # sends the last turns
             if self.landing is not None:
                 await self.landing.admission.close()
+            if self.login is not None:
+                await self.login.close()
             await self.backends.close()
             if self.engine is not None:
                 await self.engine.dispose()

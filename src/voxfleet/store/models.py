@@ -1,4 +1,5 @@
-"""The relational schema of the store: one row per call, one row per turn.
+"""The relational schema of the store: one row per call, one row per turn, one
+row per monitor user.
 
 Only the repository and the migrations import these classes; everything else
 sees the domain types of ``voxfleet.domain.calls``.
@@ -70,3 +71,15 @@ class TurnRow(Base):
     first_audio_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # [{"name": ..., "arguments": {...}, "result": ...}] for each tool the agent called
     tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class UserRow(Base):
+    """A monitor user: who may sign in to the monitor, and as what."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
