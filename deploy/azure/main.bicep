@@ -47,8 +47,16 @@ param postgresAdminPassword string
 param appSecretKey string
 
 @secure()
-@description('VOXFLEET_ADMIN_API_KEY: bearer key of the monitor\'s API (KEDA uses it too).')
+@description('VOXFLEET_ADMIN_API_KEY: bearer key of the monitor\'s API, for automation.')
 param adminApiKey string
+
+@secure()
+@description('VOXFLEET_SCALING_TOKEN: opens the monitor\'s /api/scaling only (KEDA\'s bearer token).')
+param scalingToken string
+
+@secure()
+@description('VOXFLEET_MONITOR_ADMIN_PASSWORD: the monitor\'s first admin\'s password.')
+param monitorAdminPassword string
 
 @secure()
 @description('LiveKit API key (livekitMode cloud or selfhosted).')
@@ -89,6 +97,8 @@ var baseGrants = [
   { principal: 2, secret: 'voxfleet-database-url' }
   { principal: 2, secret: 'voxfleet-redis-url' }
   { principal: 2, secret: 'voxfleet-admin-api-key' }
+  { principal: 2, secret: 'voxfleet-scaling-token' }
+  { principal: 2, secret: 'voxfleet-monitor-admin-password' }
   { principal: 3, secret: 'voxfleet-secret-key' }
   { principal: 3, secret: 'voxfleet-database-url' }
 ]
@@ -115,6 +125,8 @@ var baseSecrets = [
   'voxfleet-redis-url'
   'voxfleet-redis-password'
   'voxfleet-admin-api-key'
+  'voxfleet-scaling-token'
+  'voxfleet-monitor-admin-password'
 ]
 var livekitSecrets = ['voxfleet-livekit-api-key', 'voxfleet-livekit-api-secret', livekitMode == 'cloud' ? 'voxfleet-livekit-url' : 'voxfleet-livekit-keys']
 var secretNames = livekitMode == 'none' ? baseSecrets : concat(baseSecrets, livekitSecrets)
@@ -234,6 +246,8 @@ module keyVault 'modules/keyvault.bicep' = {
     secrets: {
       'voxfleet-secret-key': appSecretKey
       'voxfleet-admin-api-key': adminApiKey
+      'voxfleet-scaling-token': scalingToken
+      'voxfleet-monitor-admin-password': monitorAdminPassword
       'voxfleet-database-url': 'postgresql+asyncpg://${pgUser}:${uriComponent(postgresAdminPassword)}@${postgres.outputs.fqdn}:5432/${postgres.outputs.databaseName}?ssl=require'
       'voxfleet-redis-url': 'rediss://:${uriComponent(redisKey)}@${redis.outputs.host}:${redis.outputs.port}/0'
       'voxfleet-redis-password': redisKey

@@ -19,6 +19,7 @@ put postgres_password "$(random)"
 put redis_password "$(random)"
 put secret_key "$(random)"
 put admin_api_key "$(random)"
+put monitor_admin_password "$(random)"  # the monitor's first admin (user `admin`)
 put database_url "postgresql+asyncpg://voxfleet:$(cat secrets/postgres_password)@postgres:5432/voxfleet"
 put redis_url "redis://:$(cat secrets/redis_password)@redis:6379/0"
 # LiveKit's key file ("name: secret") and the same secret alone, for voxfleet's

@@ -100,7 +100,13 @@ def test_parameters_file_matches_main() -> None:
     assert assigned <= set(declared), assigned - set(declared)
     assert {n for n, has_default in declared.items() if not has_default} <= assigned
     # Secrets come from the environment at deploy time, never from the file.
-    for name in ("postgresAdminPassword", "appSecretKey", "adminApiKey"):
+    for name in (
+        "postgresAdminPassword",
+        "appSecretKey",
+        "adminApiKey",
+        "scalingToken",
+        "monitorAdminPassword",
+    ):
         assert re.search(rf"^param {name} = readEnvironmentVariable\(", text, re.M), name
 
 

@@ -52,6 +52,8 @@ SECRET_SETTINGS = {
     "REDIS_URL",
     "REDIS_PASSWORD",
     "ADMIN_API_KEY",
+    "SCALING_TOKEN",
+    "MONITOR_ADMIN_PASSWORD",
     "LIVEKIT_API_KEY",
     "LIVEKIT_API_SECRET",
 }
@@ -232,6 +234,8 @@ def test_each_role_mounts_only_its_own_secrets(rendered: dict[str, list[Obj]]) -
         assert spc["spec"]["parameters"]["clientID"]  # read with the role's own identity
     assert files["migration"] == {"secret-key", "database-url"}
     assert "admin-api-key" in files["monitor"]
+    assert {"scaling-token", "monitor-admin-password"} <= files["monitor"]
+    assert not {"scaling-token", "monitor-admin-password"} & (files["landing"] | files["agent"])
     assert "admin-api-key" not in files["landing"] | files["agent"]
     assert {"livekit-url", "livekit-api-key", "livekit-api-secret"} <= files["agent"]
 
@@ -248,7 +252,8 @@ def test_keda_reads_desired_agents_as_the_replica_count(rendered: dict[str, list
     assert trigger["metadata"]["targetValue"] == "1"
     assert (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]) == (2, 50)
     assert so["spec"]["scaleTargetRef"]["name"] == _deployment(objects, "agent")["metadata"]["name"]
-    # It asks the monitor's Service, on the monitor's port, with the admin key as bearer.
+    # It asks the monitor's Service, on the monitor's port, with the scaling token
+    # (which opens /api/scaling and nothing else) as bearer, not the admin key.
     (svc,) = find(objects, "Service", "-monitor")
     url = f"http://{svc['metadata']['name']}.{NAMESPACE}.svc.cluster.local:"
     url += f"{svc['spec']['ports'][0]['port']}/api/scaling"
@@ -261,7 +266,7 @@ def test_keda_reads_desired_agents_as_the_replica_count(rendered: dict[str, list
     (spc,) = find(objects, "SecretProviderClass", "-monitor")
     (synced,) = spc["spec"]["secretObjects"]
     assert synced["secretName"] == ref["name"]
-    assert synced["data"] == [{"objectName": "admin-api-key", "key": ref["key"]}]
+    assert synced["data"] == [{"objectName": "scaling-token", "key": ref["key"]}]
     # Gentle scale-down; a missing signal never shrinks the fleet.
     down = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
     assert down["stabilizationWindowSeconds"] >= 300

@@ -65,6 +65,8 @@ app.kubernetes.io/part-of: voxfleet
 {{- end -}}
 {{- if eq .role "monitor" -}}
 {{- $_ := set $files "admin-api-key" "ADMIN_API_KEY" -}}
+{{- $_ := set $files "scaling-token" "SCALING_TOKEN" -}}
+{{- $_ := set $files "monitor-admin-password" "MONITOR_ADMIN_PASSWORD" -}}
 {{- end -}}
 {{- if eq .role "agent" -}}
 {{- range $name, $e := $v.providers.endpoints -}}
@@ -90,6 +92,8 @@ secret-key: {{ $o.secretKey }}
 database-url: {{ $o.databaseUrl }}
 redis-url: {{ $o.redisUrl }}
 admin-api-key: {{ $o.adminApiKey }}
+scaling-token: {{ $o.scalingToken }}
+monitor-admin-password: {{ $o.monitorAdminPassword }}
 livekit-url: {{ $o.livekitUrl }}
 livekit-api-key: {{ $o.livekitApiKey }}
 livekit-api-secret: {{ $o.livekitApiSecret }}
