@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from voxfleet.errors import VoxfleetError
-from voxfleet.roles import health, landing, live, livekit_webhook, monitor, signin
+from voxfleet.roles import actions, health, landing, live, livekit_webhook, monitor, signin
 from voxfleet.roles.middleware import BodyLimit, OriginCheck, SecurityHeaders
 from voxfleet.roles.responses import handle_voxfleet_error
 from voxfleet.roles.runtime import Role, Runtime
@@ -48,6 +48,7 @@ def create_app(
         app.include_router(monitor.router)
         app.include_router(signin.router)
         app.include_router(live.router)
+        app.include_router(actions.router)
         if Role.LANDING not in parts:
             app.include_router(monitor.calls_router)
     # Outermost last: headers go on every response, including the 413s.
