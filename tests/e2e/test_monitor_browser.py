@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from tests.roles.test_monitor_signin import ADMIN, PASSWORD
-from tests.support.calls import greeted_call
+from tests.support.calls import greeted_call, turn
 from tests.support.redis_server import RedisServer
 from tests.support.server import app_server
 from voxfleet.roles.runtime import Role
@@ -72,6 +72,12 @@ async def test_sign_in_see_a_live_room_and_the_chart(tmp_path: Path, chromium: s
                 row = page.locator(f'tr[data-room="{call.call_id}"]')
                 await row.wait_for(timeout=10_000)
                 assert await row.locator("button", has_text="End call").count() == 1
+                await row.locator("button", has_text="Transcript").click()
+                await turn(call, 0.8, 1)
+                said = page.locator(
+                    '#captions li.final[data-key="user-1"]', has_text="utterance 0.8"
+                )
+                await said.wait_for(timeout=10_000)
                 canvas = page.locator("#chart canvas")
                 await canvas.wait_for(timeout=10_000)
                 assert (await canvas.bounding_box() or {"width": 0})["width"] > 0

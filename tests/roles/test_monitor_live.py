@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.roles.test_monitor_signin import ADMIN, PASSWORD, signed_in
-from tests.support.calls import greeted_call
+from tests.support.calls import greeted_call, turn
 from tests.support.redis_server import RedisServer
 from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.roles.runtime import Role
@@ -33,6 +34,12 @@ def ws_url(base: str) -> str:
 
 async def next_message(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
+
+
+async def until(ws: ClientConnection, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    while not wanted(message := await next_message(ws)):
+        pass
     return message
 
 
@@ -76,16 +83,37 @@ async def test_snapshot_then_a_call_appears_and_goes_and_a_drain_closes_1001(
             assert first["type"] == "snapshot" and first["rooms"] == []
             assert [a["capacity"] for a in first["agents"]] == [runtime.settings.agent_capacity]
             assert first["scaling"]["active_rooms"] == 0
-            await ws.send("not json")
-            assert (await next_message(ws))["message"] == "frame: not valid JSON"
-            await ws.send(json.dumps({"type": "watch"}))
-            assert (await next_message(ws))["message"] == "type: expected 'ping'"
+            for frame, problem in (
+                ("not json", "frame: not valid JSON"),
+                (b"\x00", "frame: expected JSON text, got binary"),
+                ("[1]", "frame: expected a JSON object"),
+                ('{"type": "nope"}', "type: expected 'ping' or 'watch'"),
+                ('{"type": "watch"}', "call_id: Field required"),
+                ('{"type": "watch", "call_id": "x;drop"}', "call_id: not a call id"),
+            ):
+                await ws.send(frame)
+                error = await next_message(ws)
+                assert (error["type"], error["message"]) == ("error", problem), frame
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await next_message(ws))["type"] == "pong"
 
             call = await greeted_call(base)
             added = await until_room(ws, call.call_id, present=True)
             room = next(r for r in added["rooms"]["upsert"] if r["room_id"] == call.call_id)
             assert room["profile"] == runtime.profiles.default
             assert room["agent_id"] is not None and room["started_at"] is not None
+
+            # Watching the call: its captions, as its agent sends them.
+            await ws.send(json.dumps({"type": "watch", "call_id": call.call_id}))
+            await until(ws, lambda m: m["type"] == "watching" and m["call_id"] == call.call_id)
+            await turn(call, 0.8, 1)
+            heard = await until(ws, lambda m: m["type"] == "caption" and m["final"])
+            assert (heard["call_id"], heard["role"], heard["seq"]) == (call.call_id, "user", 1)
+            assert heard["text"] == "utterance 0.8 seconds"
+            reply = await until(
+                ws, lambda m: m["type"] == "caption" and m["final"] and m["role"] == "agent"
+            )
+            assert reply["seq"] == 2
 
             # Reconnecting gets a fresh snapshot that already holds the room.
             async with connect(ws_url(base), additional_headers=cookie) as again:

@@ -5,12 +5,12 @@ them by polling its backends every ``POLL_SECONDS``.
 Polling and diffing rather than listening for events: every replica reads the
 same Redis, so every dashboard on every replica sees the same rooms, and a
 dashboard that reconnects (to any replica) just gets a fresh snapshot. On
-drain (SIGTERM) the socket closes with 1001 and the page reconnects."""
+drain (SIGTERM) the socket closes with 1001 and the page reconnects. The
+page may also watch one call's captions (roles/live_frames.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -21,6 +21,7 @@ from voxfleet.dispatch.base import AgentInfo
 from voxfleet.dispatch.scaling import ScalingSignal, scaling_signal
 from voxfleet.observability.logging import get_logger
 from voxfleet.roles.auth import is_admin_key
+from voxfleet.roles.live_frames import CaptionWatch, Watch, parse_frame
 from voxfleet.roles.monitor_auth import ANONYMOUS, Principal
 from voxfleet.roles.runtime import Runtime
 from voxfleet.roles.sessions import SESSION_COOKIE
@@ -125,48 +126,50 @@ def full(snap: Snapshot) -> dict[str, object]:
     }
 
 
-async def _feed(websocket: WebSocket, runtime: Runtime) -> None:
-    details = RoomDetails(runtime.store)
-    last = await snapshot(runtime, details)
-    await websocket.send_json(full(last))
-    while not runtime.stopping:
-        await asyncio.sleep(POLL_SECONDS)
-        if runtime.stopping:
-            break
-        now = await snapshot(runtime, details)
-        diff = changes(last, now)
-        if diff is not None:
-            await websocket.send_json(diff)
-        last = now
-    await websocket.close(CLOSE_GOING_AWAY, "monitor shutting down; reconnect")
+class LiveSocket:
+    """One dashboard's socket: the feed and the captions it watches share it,
+    so sends take turns."""
 
+    def __init__(self, websocket: WebSocket, runtime: Runtime) -> None:
+        self.websocket = websocket
+        self.runtime = runtime
+        self._sending = asyncio.Lock()
+        self.captions = CaptionWatch(runtime.backends.bus, self.send)
 
-def _bad_frame(text: str | None) -> str | None:
-    """Why a frame from the page is wrong, or None for a ping."""
-    if text is None:
-        return "frame: expected JSON text, got binary"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return "frame: not valid JSON"
-    if not isinstance(data, dict) or data.get("type") != "ping":
-        return "type: expected 'ping'"
-    return None
+    async def send(self, message: dict[str, object]) -> None:
+        async with self._sending:
+            await self.websocket.send_json(message)
 
+    async def feed(self) -> None:
+        runtime = self.runtime
+        details = RoomDetails(runtime.store)
+        last = await snapshot(runtime, details)
+        await self.send(full(last))
+        while not runtime.stopping:
+            await asyncio.sleep(POLL_SECONDS)
+            if runtime.stopping:
+                break
+            now = await snapshot(runtime, details)
+            diff = changes(last, now)
+            if diff is not None:
+                await self.send(diff)
+            last = now
+        async with self._sending:
+            await self.websocket.close(CLOSE_GOING_AWAY, "monitor shutting down; reconnect")
 
-async def _read(websocket: WebSocket) -> None:
-    """The page only pings; anything else is answered with an error naming it."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        problem = _bad_frame(message.get("text"))
-        if problem is None:
-            await websocket.send_json({"type": "pong"})
-        else:
-            await websocket.send_json(
-                {"type": "error", "code": "invalid_frame", "message": problem}
-            )
+    async def read(self) -> None:
+        """Pings and watch requests; anything else gets an error naming what is wrong."""
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = parse_frame(message.get("text"))
+            if isinstance(frame, str):
+                await self.send({"type": "error", "code": "invalid_frame", "message": frame})
+            elif isinstance(frame, Watch):
+                await self.captions.watch(frame.call_id)
+            else:
+                await self.send({"type": "pong"})
 
 
 @router.websocket("/live")
@@ -178,13 +181,15 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_UNAUTHORIZED, who[:120])
         return
     log.info("live view opened", user=who.name)
+    sock = LiveSocket(websocket, runtime)
     tasks = TaskSet("live")
-    feed = tasks.spawn(_feed(websocket, runtime), "live-feed")
-    reader = tasks.spawn(_read(websocket), "live-read")
+    feed = tasks.spawn(sock.feed(), "live-feed")
+    reader = tasks.spawn(sock.read(), "live-read")
     try:
         await asyncio.wait({feed, reader}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await tasks.cancel_all()
+        await sock.captions.close()
         log.info("live view closed", user=who.name)
     for task in (feed, reader):
         error = task.exception() if task.done() and not task.cancelled() else None

@@ -53,6 +53,10 @@ function render(state) {
     cell(row, room.agent_id ?? 'waiting');
     cell(row, duration(room.started_at)).className = 'duration';
     row.lastChild.dataset.started = room.started_at ?? '';
+    const watch = row.insertCell().appendChild(document.createElement('button'));
+    watch.type = 'button';
+    watch.textContent = 'Transcript';
+    watch.addEventListener('click', () => watchCall(room.room_id));
     button(row, 'End call', () => endCall(room.room_id));
   }
   $('room-count').textContent = String(state.rooms.size);
@@ -76,6 +80,26 @@ function render(state) {
   }
 }
 
+function watchCall(callId) {
+  $('watch').hidden = false;
+  $('watch-id').textContent = callId;
+  $('captions').replaceChildren();
+  feed.watch(callId);
+}
+
+function caption(message) {
+  if (message.call_id !== feed?.watching) return;
+  // A later text of the same role and seq replaces the earlier one.
+  const key = `${message.role}-${message.seq}`;
+  let item = $('captions').querySelector(`li[data-key="${key}"]`);
+  if (!item) {
+    item = $('captions').appendChild(document.createElement('li'));
+    item.dataset.key = key;
+  }
+  item.className = message.final ? 'final' : 'partial';
+  item.textContent = `${message.role}: ${message.text}`;
+}
+
 function status(text) {
   const link = $('link');
   link.textContent = text;
@@ -89,7 +113,7 @@ function showDashboard(who) {
   $('dashboard').hidden = false;
   $('who').hidden = $('link').hidden = $('sign-out').hidden = false;
   $('who').textContent = `${who.name} (${who.role}${canChange() ? '' : ', read only until you sign in again'})`;
-  feed = new LiveFeed(render, status);
+  feed = new LiveFeed(render, status, caption);
   feed.start();
   chart ??= new LatencyChart($('chart'), $('chart-note'));
   chart.start();

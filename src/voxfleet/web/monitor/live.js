@@ -6,9 +6,11 @@
 const MAX_DELAY_MS = 10000;
 
 export class LiveFeed {
-  constructor(onState, onStatus) {
+  constructor(onState, onStatus, onCaption) {
     this.onState = onState;
     this.onStatus = onStatus;
+    this.onCaption = onCaption;
+    this.watching = null; // the call whose captions are shown; asked again after a reconnect
     this.rooms = new Map();
     this.agents = new Map();
     this.scaling = null;
@@ -21,7 +23,10 @@ export class LiveFeed {
     this.stopped = false;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = (this.ws = new WebSocket(`${scheme}://${location.host}/api/live`));
-    ws.onopen = () => this.onStatus('live');
+    ws.onopen = () => {
+      this.onStatus('live');
+      if (this.watching) this.watch(this.watching);
+    };
     ws.onmessage = (event) => this.receive(JSON.parse(event.data));
     ws.onclose = (event) => {
       this.ws = null;
@@ -36,6 +41,13 @@ export class LiveFeed {
       this.onStatus(`reconnecting in ${Math.round(delay / 1000)} s`);
       setTimeout(() => this.stopped || this.start(), delay);
     };
+  }
+
+  watch(callId) {
+    this.watching = callId;
+    if (this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify({ type: 'watch', call_id: callId }));
+    }
   }
 
   stop() {
@@ -54,6 +66,7 @@ export class LiveFeed {
       apply(this.agents, message.agents, 'agent_id');
       if (message.scaling) this.scaling = message.scaling;
     } else {
+      if (message.type === 'caption') this.onCaption(message);
       return;
     }
     this.onState(this);
