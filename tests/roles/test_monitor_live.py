@@ -82,6 +82,8 @@ async def test_snapshot_then_a_call_appears_and_goes_and_a_drain_closes_1001(
             first = await next_message(ws)
             assert first["type"] == "snapshot" and first["rooms"] == []
             assert [a["capacity"] for a in first["agents"]] == [runtime.settings.agent_capacity]
+            # Measured where serve.py's loop watch runs (or another test ran it): null or ms.
+            assert "loop_lag_ms" in first["agents"][0]
             assert first["scaling"]["active_rooms"] == 0
             for frame, problem in (
                 ("not json", "frame: not valid JSON"),

@@ -67,7 +67,8 @@ function render(state) {
     cell(row, agent.agent_id);
     cell(row, `${agent.active} / ${agent.capacity}`);
     cell(row, agent.draining ? 'draining' : agent.ready ? 'ready' : 'starting');
-    cell(row, `${Math.max(0, Math.round(Date.now() / 1000 - agent.seen))} s ago`);
+    const lag = agent.loop_lag_ms == null ? '' : `, loop lag ${agent.loop_lag_ms} ms`;
+    cell(row, `${Math.max(0, Math.round(Date.now() / 1000 - agent.seen))} s ago${lag}`);
     if (agent.draining) row.insertCell();
     else button(row, 'Drain', () => drainAgent(agent.agent_id));
   }
