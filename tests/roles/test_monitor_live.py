@@ -1,12 +1,13 @@
 """The monitor's live view over a real WebSocket against the real app: nobody
 anonymous gets it; a signed-in user gets a snapshot, then the changes as a
 call starts and ends; two monitors on one Redis see the same room; a drain
-closes the socket with 1001."""
+closes the socket with 1001, and so does SIGTERM to a real monitor process."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as sync_connect
 
 from tests.roles.test_monitor_signin import ADMIN, PASSWORD, signed_in
 from tests.support.calls import greeted_call, turn
+from tests.support.cluster import cluster
 from tests.support.redis_server import RedisServer
 from tests.support.server import ADMIN_KEY, app_server
 from voxfleet.roles.runtime import Role
@@ -154,3 +157,20 @@ async def two_monitors_see_one_room(tmp_path: Path, redis: RedisServer) -> None:
         for ws in (one, two):
             await until_room(ws, call.call_id, present=True)
         await call.end()
+
+
+def test_sigterm_closes_live_sockets_with_1001(tmp_path: Path, postgres_server: str) -> None:
+    """A real `voxfleet monitor` process: SIGTERM drains it, and its dashboards
+    are told to go away (1001) before the process exits."""
+    with cluster(tmp_path, postgres_server, agents=1) as c:
+        assert c.monitor is not None
+        key = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        with sync_connect(ws_url(c.monitor.url), additional_headers=key) as ws:
+            snap = json.loads(ws.recv(timeout=10))
+            assert snap["type"] == "snapshot" and len(snap["agents"]) == 1
+            c.monitor.popen.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert c.monitor.popen.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises it

@@ -11,6 +11,7 @@ page may also watch one call's captions (roles/live_frames.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -146,7 +147,11 @@ class LiveSocket:
         last = await snapshot(runtime, details)
         await self.send(full(last))
         while not runtime.stopping:
-            await asyncio.sleep(POLL_SECONDS)
+            # Wakes at once on drain: the 1001 goes out before uvicorn closes
+            # what is left (with 1012) as it shuts down.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SECONDS):
+                    await runtime.drain_started.wait()
             if runtime.stopping:
                 break
             now = await snapshot(runtime, details)

@@ -108,6 +108,7 @@ class Runtime:
         self.worker: AgentWorker | None = None
         self.started = False
         self.stopping = False
+        self.drain_started = asyncio.Event()  # the live view closes its sockets on it
 
     def _landing_parts(self) -> LandingParts:
         s, b = self.settings, self.backends
@@ -225,6 +226,7 @@ class Runtime:
         if self.stopping:
             return
         self.stopping = True
+        self.drain_started.set()
         if self.landing is not None:
             await self.landing.edge.drain(self.settings.drain_timeout_seconds)
         if self.worker is not None and self.worker.rooms:
