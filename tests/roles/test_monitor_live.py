@@ -1,6 +1,7 @@
 """The monitor's live view over a real WebSocket against the real app: nobody
 anonymous gets it; a signed-in user gets a snapshot, then the changes as a
-call starts and ends; two monitors on one Redis see the same room; a drain
+call starts and ends; two monitors on one Redis see the same room, and an
+admin on one ends a call another process serves; a drain
 closes the socket with 1001, and so does SIGTERM to a real monitor process."""
 
 from __future__ import annotations
@@ -142,21 +143,31 @@ async def test_two_monitors_on_one_redis_see_the_same_room(tmp_path: Path) -> No
 
 
 async def two_monitors_see_one_room(tmp_path: Path, redis: RedisServer) -> None:
+    # One Redis and one database (a SQLite file here, PostgreSQL in production).
     shared = {"redis_url": redis.url, **SETTINGS}
     key = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with (
-        app_server(tmp_path / "a", frozenset({Role.LANDING, Role.AGENT}), **shared) as (base, _),
-        app_server(tmp_path / "m1", frozenset({Role.MONITOR}), **shared) as (m1, _r1),
-        app_server(tmp_path / "m2", frozenset({Role.MONITOR}), **shared) as (m2, _r2),
+        app_server(tmp_path, frozenset({Role.LANDING, Role.AGENT}), **shared) as (base, _),
+        app_server(tmp_path, frozenset({Role.MONITOR}), **shared) as (m1, _r1),
+        app_server(tmp_path, frozenset({Role.MONITOR}), **shared) as (m2, _r2),
         connect(ws_url(m1), additional_headers=key) as one,
         connect(ws_url(m2), additional_headers=key) as two,
+        httpx.AsyncClient(base_url=m2, headers=key) as admin,
     ):
         for ws in (one, two):
             assert (await next_message(ws))["type"] == "snapshot"
         call = await greeted_call(base)
         for ws in (one, two):
-            await until_room(ws, call.call_id, present=True)
-        await call.end()
+            added = await until_room(ws, call.call_id, present=True)
+            assert added["rooms"]["upsert"][0]["profile"] is not None  # the shared store
+        # An admin on the second monitor ends the call served by another process.
+        ended = await admin.post(f"/api/calls/{call.call_id}/end")
+        assert ended.status_code == 200, ended.text
+        told = await call.wait_for(lambda m: m["type"] == "ended", timeout=10)
+        assert told["reason"] == "operator_ended"
+        for ws in (one, two):
+            await until_room(ws, call.call_id, present=False)
+        await call.close()
 
 
 def test_sigterm_closes_live_sockets_with_1001(tmp_path: Path, postgres_server: str) -> None:
