@@ -11,7 +11,9 @@ import pytest
 
 from tests.support.calls import greeted_call, stored, turn
 from tests.support.server import ADMIN_KEY, app_server
-from voxfleet.roles.runtime import Role
+from voxfleet.roles.app import create_app
+from voxfleet.roles.runtime import Role, Runtime
+from voxfleet.settings import Settings
 
 pytestmark = pytest.mark.integration
 KEY = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -49,3 +51,23 @@ async def test_recent_replies_latency_per_stage(tmp_path: Path) -> None:
         reply = replies[0]
         assert reply["total_ms"] > 0 and reply["stt_ms"] is not None
         assert reply["total_ms"] >= reply["stt_ms"]
+
+
+async def test_voxfleet_ups_admin_app_serves_the_page_and_the_public_one_does_not(
+    tmp_path: Path,
+) -> None:
+    """As serve.py builds them for `voxfleet up`: one runtime, the public app
+    without the monitor, the admin app with only it."""
+    settings = Settings(data_dir=tmp_path, providers="scripted", _env_file=None)  # type: ignore[call-arg]
+    runtime = Runtime(settings, frozenset(Role))
+    admin = create_app(runtime, frozenset({Role.MONITOR}), lifespan=False)
+    public = create_app(runtime, frozenset({Role.LANDING, Role.AGENT}))
+    for app, monitor in ((admin, True), (public, False)):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            page = (await http.get("/")).text
+            assert ("voxfleet monitor" in page) is monitor
+            assert (await http.get("/monitor/app.js")).status_code == (200 if monitor else 404)
+    await runtime.backends.close()
+    if runtime.engine is not None:
+        await runtime.engine.dispose()
