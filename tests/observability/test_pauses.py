@@ -11,7 +11,12 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from voxfleet.observability.pauses import GcPauses, freeze_startup_objects, watch_loop_lag
+from voxfleet.observability.pauses import (
+    GcPauses,
+    RecentLag,
+    freeze_startup_objects,
+    watch_loop_lag,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +74,13 @@ def test_frozen_objects_leave_the_oldest_generation() -> None:
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+def test_recent_lag_is_the_worst_of_the_last_ticks_only() -> None:
+    recent = RecentLag(size=3)
+    assert recent.worst_ms() is None  # not measured: the heartbeat says so
+    for lag in (0.2, 0.001, 0.002):
+        recent.observe(lag)
+    assert recent.worst_ms() == 200.0
+    recent.observe(0.003)  # the 200 ms tick is now older than the window
+    assert recent.worst_ms() == 3.0

@@ -146,6 +146,7 @@ class AgentInfo(BaseModel):
     ready: bool
     draining: bool
     seen: float  # epoch seconds of the last heartbeat
+    loop_lag_ms: float | None = None  # worst event-loop lag of the last seconds, if measured
 
 
 class AgentRegistry(ABC):

@@ -25,6 +25,7 @@ class EndReason(StrEnum):
     NO_AGENT = "no_agent"  # no agent attached in time
     NEVER_CONNECTED = "never_connected"  # the token expired unused
     SERVER_SHUTDOWN = "server_shutdown"
+    OPERATOR_ENDED = "operator_ended"  # an admin ended it from the monitor
 
 
 class Speaker(StrEnum):

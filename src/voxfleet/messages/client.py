@@ -83,9 +83,11 @@ class Ended(_Message):
 class HangUp(_Message):
     """The agent ends the call (it said goodbye: the end-the-call tool). Sent
     after the goodbye's audio; the edge ends the call, and the caller gets
-    ``ended`` with reason ``agent_ended`` (this message is not relayed)."""
+    ``ended`` with reason ``agent_ended`` (this message is not relayed), or
+    ``operator_ended`` when an operator ended the call from the monitor."""
 
     type: Literal["hang_up"] = "hang_up"
+    reason: Literal["agent_ended", "operator_ended"] = "agent_ended"
 
 
 class End(_Message):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections import deque
 
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import GC_PAUSE_SECONDS, LOOP_LAG_SECONDS
@@ -20,6 +21,24 @@ log = get_logger(__name__)
 
 REPORT_OVER_S = 0.05  # a pause this long is worth a log line
 LAG_INTERVAL_S = 0.05
+
+
+class RecentLag:
+    """The worst event-loop lag of the last ``size`` timer ticks (about five
+    seconds at the default interval): what an agent reports in its heartbeat.
+    None until ``watch_loop_lag`` runs (served under `voxfleet`, not in-process)."""
+
+    def __init__(self, size: int = 100) -> None:
+        self._lags: deque[float] = deque(maxlen=size)
+
+    def observe(self, lag: float) -> None:
+        self._lags.append(lag)
+
+    def worst_ms(self) -> float | None:
+        return round(max(self._lags) * 1000, 1) if self._lags else None
+
+
+RECENT_LAG = RecentLag()
 
 
 def freeze_startup_objects() -> int:
@@ -102,6 +121,7 @@ async def watch_loop_lag(
         await asyncio.sleep(interval)
         lag = max(0.0, loop.time() - due)
         LOOP_LAG_SECONDS.observe(lag)
+        RECENT_LAG.observe(lag)
         if lag > report_over:
             cpu_ms = (time.process_time() - cpu) * 1000
             log.warning(

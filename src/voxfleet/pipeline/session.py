@@ -20,6 +20,7 @@ from voxfleet.domain.calls import EndReason
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profile
 from voxfleet.errors import LeaseLost, RoomEnded
+from voxfleet.messages.client import HangUp
 from voxfleet.observability.logging import bound, get_logger
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.pipeline.ports import (
@@ -54,6 +55,7 @@ class RoomSession:
         self.state = state
         self._greeting = profile.greeting
         self._inbound = inbound
+        self._outbound = outbound
         self._states = states
         self._tasks = TaskSet(f"room:{state.room_id}")
         self._turns = TurnTaker(
@@ -174,6 +176,9 @@ class RoomSession:
                     await self._on_audio(event)
                 elif isinstance(event, CallerHungUp):
                     self.hangup_reason = event.reason
+                    if event.reason == EndReason.OPERATOR_ENDED.value:
+                        # Only the agent's down stream reaches the caller's edge.
+                        await self._outbound.send(HangUp(reason="operator_ended"))
                     return
                 elif isinstance(event, CallerGone):
                     log.info("caller gone, room ends", room=self.state.room_id)

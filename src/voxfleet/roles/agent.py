@@ -32,6 +32,7 @@ from voxfleet.observability.metrics import (
     DISPATCH_SECONDS,
     HANDOVERS,
 )
+from voxfleet.observability.pauses import RECENT_LAG
 from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.pipeline.ports import StreamPosition, TurnSink
 from voxfleet.pipeline.session import RoomSession
@@ -141,6 +142,7 @@ class AgentWorker:
             ready=self.ready and not self.draining,
             draining=self.draining,
             seen=time.time(),
+            loop_lag_ms=RECENT_LAG.worst_ms(),
         )
 
     # -- one room ----------------------------------------------------------------

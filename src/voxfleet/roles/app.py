@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from voxfleet.errors import VoxfleetError
-from voxfleet.roles import health, landing, livekit_webhook, monitor, signin
+from voxfleet.roles import (
+    actions,
+    health,
+    landing,
+    latency,
+    live,
+    livekit_webhook,
+    monitor,
+    monitor_page,
+    signin,
+)
 from voxfleet.roles.middleware import BodyLimit, OriginCheck, SecurityHeaders
 from voxfleet.roles.responses import handle_voxfleet_error
 from voxfleet.roles.runtime import Role, Runtime
@@ -47,8 +57,14 @@ def create_app(
     if Role.MONITOR in parts:
         app.include_router(monitor.router)
         app.include_router(signin.router)
+        app.include_router(live.router)
+        app.include_router(actions.router)
+        app.include_router(latency.router)
         if Role.LANDING not in parts:
             app.include_router(monitor.calls_router)
+            app.include_router(monitor_page.router)
+            directory = str(monitor_page.MONITOR_DIR)
+            app.mount("/monitor", StaticFiles(directory=directory), name="monitor")
     # Outermost last: headers go on every response, including the 413s.
     app.add_middleware(
         OriginCheck, allowed=settings.allowed_origins, public_origin=settings.public_origin

@@ -27,6 +27,7 @@ from voxfleet.providers.registry import build_providers
 from voxfleet.roles.accounts import Accounts
 from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentConfig, AgentWorker
+from voxfleet.roles.agent_control import agent_control, obey_drain_requests
 from voxfleet.roles.backends import Backends, build_backends
 from voxfleet.roles.login_limit import LoginLimiter
 from voxfleet.roles.pod_cost import PodDeletionCost
@@ -107,6 +108,7 @@ class Runtime:
         self.worker: AgentWorker | None = None
         self.started = False
         self.stopping = False
+        self.drain_started = asyncio.Event()  # the live view closes its sockets on it
 
     def _landing_parts(self) -> LandingParts:
         s, b = self.settings, self.backends
@@ -207,6 +209,11 @@ class Runtime:
             ),
         )
         self._tasks.spawn(self.worker.run(), "agent")
+        # Subscribed before the agent is ready: no drain request is missed.
+        control = await self.backends.bus.subscribe(agent_control(self.worker.agent_id))
+        self._tasks.spawn(
+            obey_drain_requests(control, self.worker.agent_id, self._drain_agent), "drain-requests"
+        )
         s = self.settings
         if s.pod_name and s.pod_namespace:
             worker = self.worker
@@ -219,6 +226,7 @@ class Runtime:
         if self.stopping:
             return
         self.stopping = True
+        self.drain_started.set()
         if self.landing is not None:
             await self.landing.edge.drain(self.settings.drain_timeout_seconds)
         if self.worker is not None and self.worker.rooms:
@@ -228,6 +236,15 @@ class Runtime:
             )
         elif self.worker is not None:
             self.worker.draining = True
+
+    async def _drain_agent(self) -> None:
+        """An operator asked (roles/agent_control.py): the SIGTERM drain of the
+        agent alone; the process stays up, not ready."""
+        if self.worker is not None and not self.worker.draining:
+            DRAINS.inc()
+            await self.worker.drain(
+                self.settings.drain_timeout_seconds, hand_over_rooms=self.backends.distributed
+            )
 
     def _join_ttl(self) -> float:
         """How long a new call's caller may take to join: its media token's TTL,

@@ -193,7 +193,7 @@ class MediaEdge:
                 sock.replace()
                 return
             elif isinstance(event, HangUp):
-                sock.end(EndReason.AGENT_ENDED)  # after its goodbye's audio, relayed above
+                sock.end(EndReason(event.reason))  # after its goodbye's audio, relayed above
                 return
             elif sock.ready:
                 EDGE_FRAMES.labels("down", "json").inc()

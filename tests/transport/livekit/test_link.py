@@ -225,6 +225,8 @@ def test_messages_are_the_sockets_json_and_hang_up_is_ended() -> None:
     caption = Transcript(role="agent", text="Hi.", final=True, seq=0)
     assert encode_message(caption) == caption.to_json().encode()
     assert json.loads(encode_message(HangUp())) == {"type": "ended", "reason": "agent_ended"}
+    operator = HangUp(reason="operator_ended")  # an admin ended it from the monitor
+    assert json.loads(encode_message(operator)) == {"type": "ended", "reason": "operator_ended"}
 
 
 async def test_nothing_is_said_before_the_caller_listens() -> None:

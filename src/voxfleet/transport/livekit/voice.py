@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from livekit import rtc
 from livekit.rtc.participant import PublishDataError
 
-from voxfleet.domain.calls import EndReason
 from voxfleet.messages.client import AgentMessage, Ended, HangUp, Interrupt
 from voxfleet.observability.logging import get_logger
 from voxfleet.pipeline.ports import OutboundLink
@@ -25,9 +24,9 @@ Publish = Callable[[bytes], Awaitable[None]]
 def encode_message(message: AgentMessage) -> bytes:
     """The data packet of ``message``. No edge sits between agent and caller
     here, so the agent does the edge's one translation: ``hang_up`` reaches the
-    caller as ``ended`` (agent_ended), as on the media socket."""
+    caller as ``ended`` (agent_ended, or operator_ended), as on the media socket."""
     if isinstance(message, HangUp):
-        return Ended(reason=EndReason.AGENT_ENDED.value).to_json().encode()
+        return Ended(reason=message.reason).to_json().encode()
     return message.to_json().encode()
 
 
