@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from voxfleet.errors import VoxfleetError
-from voxfleet.roles import health, landing, livekit_webhook, monitor, signin
+from voxfleet.roles import health, history, landing, livekit_webhook, monitor, signin
 from voxfleet.roles.middleware import BodyLimit, OriginCheck, SecurityHeaders
 from voxfleet.roles.responses import handle_voxfleet_error
 from voxfleet.roles.runtime import Role, Runtime
@@ -39,6 +39,14 @@ def create_app(
     app.state.runtime = runtime
     app.add_exception_handler(VoxfleetError, handle_voxfleet_error)
     app.include_router(health.router)
+    if Role.MONITOR in parts:
+        # Before the landing's GET /api/calls/{id}, which would take /api/calls/export.
+        app.include_router(history.router)
+        app.mount(
+            "/monitor-static",
+            StaticFiles(directory=str(history.PAGES_DIR)),
+            name="monitor-static",
+        )
     if Role.LANDING in parts:
         app.include_router(landing.router)
         if settings.transport == "livekit":
