@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voxfleet.domain.calls import EndReason, Speaker, Turn
 from voxfleet.domain.events import CallEvent, EventKind
 from voxfleet.errors import NotFound
+from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.store import CallStore, session_factory
 from voxfleet.store.history import CallHistory, HistoryFilter
 
@@ -45,6 +46,27 @@ async def test_events_round_trip_in_time_order(store: CallStore, history: CallHi
     ]
     with pytest.raises(NotFound):
         await history.add_event(CallEvent("c_missing", T0, EventKind.RESUME))
+
+
+async def test_the_agent_sink_writes_events_beside_turns(
+    store: CallStore, history: CallHistory
+) -> None:
+    await store.create_call("c_1", "default", created_at=T0)
+    sink = StoreTurnSink(store, max_backoff=0.01, history=history)
+    sink.start()
+    try:
+        await sink.record(Turn("c_1", 0, Speaker.AGENT, "Hi.", T0, T0 + 1))
+        await sink.event(CallEvent("c_1", T0 + 0.5, EventKind.INTERRUPTION, {"seq": 0}))
+        await sink.event(CallEvent("c_gone", T0, EventKind.RESUME))  # dropped, not retried
+        await sink.event(CallEvent("c_1", T0 + 2, EventKind.HANDOVER, {"from_agent": "a"}))
+        assert await sink.flush(10.0)
+    finally:
+        await sink.close()
+
+    assert [(e.kind, e.detail) for e in await history.events("c_1")] == [
+        (EventKind.INTERRUPTION, {"seq": 0}),
+        (EventKind.HANDOVER, {"from_agent": "a"}),
+    ]
 
 
 async def test_each_filter_narrows_the_list(store: CallStore, history: CallHistory) -> None:

@@ -34,6 +34,7 @@ from voxfleet.roles.sessions import SessionStore, build_sessions
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
+from voxfleet.store.history import CallHistory
 from voxfleet.store.users import UserStore
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
 from voxfleet.transport.edge_link import Dispatch
@@ -190,7 +191,8 @@ class Runtime:
         log.info("models warm", seconds=round(time.perf_counter() - started, 2))
         self._tracing = start_tracing()
         self.providers = providers
-        self.sink = StoreTurnSink(store)
+        history = CallHistory(session_factory(self.engine)) if self.engine else None
+        self.sink = StoreTurnSink(store, history=history)
         self.sink.start()
         self.worker = AgentWorker(
             providers,
