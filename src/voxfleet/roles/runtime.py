@@ -122,7 +122,8 @@ class Runtime:
             max_call_seconds=s.max_call_seconds,
             resume_window=s.resume_window_seconds,
         )
-        entry = SocketEntry(self.store, b.directory, tokens, resume)
+        history = CallHistory(session_factory(self.engine)) if self.engine else None
+        entry = SocketEntry(self.store, b.directory, tokens, resume, history)
         dispatch = Dispatch(b.bus, b.queue, b.directory)
         return LandingParts(
             edge=MediaEdge(dispatch, self.store, entry, resume, limits),
