@@ -12,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 
 from tests.roles.test_monitor_signin import MONITOR_ONLY, SETTINGS, signed_in
 from tests.support.server import app_server
 from voxfleet.domain.calls import EndReason, LatencyMarks, Speaker, Turn
 from voxfleet.domain.events import CallEvent, EventKind
+from voxfleet.roles.history import MAX_EXPORT
 from voxfleet.roles.runtime import Runtime
 from voxfleet.store import session_factory
 from voxfleet.store.history import CallHistory
@@ -180,3 +182,28 @@ async def test_the_page_and_openapi_are_served(http: httpx.AsyncClient) -> None:
     listing = paths["/api/calls"]["get"]
     assert {p["name"] for p in listing["parameters"]} >= {"from", "to", "q", "had_failover"}
     assert "/api/calls/{call_id}/timeline" in paths and "/api/calls/export" in paths
+
+
+async def test_an_export_of_too_many_calls_is_refused_with_the_count(tmp_path: Path) -> None:
+    async with (
+        app_server(tmp_path, MONITOR_ONLY, **SETTINGS) as (base, runtime),
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        assert runtime.engine is not None
+        async with runtime.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO calls (id, profile, status, created_at) "
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                    "WHERE i < :count) SELECT 'c_bulk' || i, 'bulk', 'ended', CURRENT_TIMESTAMP "
+                    "FROM n"
+                ),
+                {"count": MAX_EXPORT + 1},
+            )
+        await signed_in(http)
+        r = await http.get("/api/calls/export", params={"profile": "bulk"})
+        assert r.status_code == 422
+        error = r.json()["error"]
+        assert error["code"] == "too_many" and f"{MAX_EXPORT + 1} calls match" in error["message"]
+        listing = await http.get("/api/calls", params={"profile": "bulk", "limit": "200"})
+        assert len(listing.json()["calls"]) == 200  # listing pages through them still
