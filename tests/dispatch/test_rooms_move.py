@@ -73,6 +73,15 @@ async def stored_turns(c: Cluster, call: CallClient) -> list[tuple[str, str]]:
     return [(t["speaker"], t["text"]) for t in record["turns"]]
 
 
+async def event_kinds(c: Cluster, call: CallClient) -> list[str]:
+    """The call's events, oldest first, as the monitor's inspector shows them."""
+    path = f"/api/calls/{call.call_id}/timeline"
+    timeline = await asyncio.to_thread(c._monitor_get, path)
+    marks = {"turn_start", "turn_end", "speech_end", "stt_done", "llm_first_token"}
+    marks |= {"tts_first_audio", "first_audio_sent"}
+    return [item["kind"] for item in timeline["items"] if item["kind"] not in marks]
+
+
 async def test_kill_9_mid_turn_the_call_goes_on_with_its_history(three_agents: Cluster) -> None:
     c = three_agents
     call = await greeted_call(c)
@@ -93,6 +102,7 @@ async def test_kill_9_mid_turn_the_call_goes_on_with_its_history(three_agents: C
     turns = await stored_turns(c, call)
     assert [s for s, _ in turns] == ["agent", "user", "agent", "user", "agent"]
     assert turns[3][1] == "utterance 1.2 seconds"
+    assert await event_kinds(c, call) == ["failover"]
 
 
 async def test_sigterm_hands_rooms_over_and_drops_none(three_agents: Cluster) -> None:
@@ -115,6 +125,8 @@ async def test_sigterm_hands_rooms_over_and_drops_none(three_agents: Cluster) ->
     for call in calls:
         turns = await stored_turns(c, call)
         assert [s for s, _ in turns] == ["agent", "user", "agent", "user", "agent"]
+    # Only the victim's room moved, once, by handover.
+    assert [await event_kinds(c, call) for call in calls] == [["handover"], []]
 
 
 async def test_rolling_restart_of_every_agent_drops_no_call(three_agents: Cluster) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.audio import silence, tone
 from tests.pipeline.test_session import Harness, finals, profile
 from tests.support.openai_standin import StandIn, standin
+from voxfleet.domain.events import EventKind
 from voxfleet.domain.profiles import Profile, Snippet
 from voxfleet.providers.base import LLM, STT, TTS, Providers
 from voxfleet.providers.chain import CONTINUE, FallbackLLM, FallbackSTT, FallbackTTS
@@ -111,6 +112,19 @@ async def test_a_hanging_llm_is_apologised_for_and_the_next_one_answers() -> Non
     assert h.link.of_type("error") == []
     agent_turns = [t.text for t in h.sink.turns if t.speaker == "agent"]
     assert agent_turns == [reply["text"], again["text"]]
+    fault, fallback = h.sink.events
+    assert (fault.kind, fault.detail["stage"], fault.detail["provider"]) == (
+        EventKind.PROVIDER_FAULT,
+        "llm",
+        "a",
+    )
+    assert fault.detail["seq"] == fallback.detail["seq"] == 1
+    assert (fallback.kind, fallback.detail["from"], fallback.detail["to"]) == (
+        EventKind.FALLBACK,
+        "a",
+        "scripted-llm",
+    )
+    assert fault.at <= fallback.at
 
 
 async def test_a_stream_broken_mid_reply_is_continued_not_repeated() -> None:

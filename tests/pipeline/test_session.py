@@ -12,6 +12,7 @@ from tests.audio import frames, silence, tone
 from voxfleet.dispatch.base import RoomStateStore
 from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.domain.conversation import ConversationState
+from voxfleet.domain.events import CallEvent, EventKind
 from voxfleet.domain.profiles import GenerationSettings, Profile
 from voxfleet.messages.client import AgentMessage
 from voxfleet.pipeline.ports import (
@@ -107,9 +108,13 @@ class DictStates(RoomStateStore):
 class ListSink(TurnSink):
     def __init__(self) -> None:
         self.turns: list[Turn] = []
+        self.events: list[CallEvent] = []
 
     async def record(self, turn: Turn) -> None:
         self.turns.append(turn)
+
+    async def event(self, event: CallEvent) -> None:
+        self.events.append(event)
 
 
 def profile(greeting: str = "Hi.") -> Profile:
@@ -215,6 +220,7 @@ async def test_barge_in_cuts_the_reply_and_keeps_only_what_was_heard() -> None:
     first = h.sink.turns[0]
     assert first.interrupted and first.text == greeting["text"]
     assert h.state.history[0].text == greeting["text"]
+    assert [(e.kind, e.detail["seq"]) for e in h.sink.events] == [(EventKind.INTERRUPTION, 0)]
 
 
 async def test_noise_without_words_gets_no_answer() -> None:

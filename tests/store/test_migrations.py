@@ -53,7 +53,7 @@ async def test_migrating_again_is_a_no_op_at_head(engine: AsyncEngine) -> None:
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     async with engine.connect() as connection:
-        assert await connection.run_sync(current_revision) == head == "0003"
+        assert await connection.run_sync(current_revision) == head == "0004"
 
 
 async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
@@ -69,7 +69,9 @@ async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
             ("add_table", "calls"),
             ("add_table", "turns"),
             ("add_table", "users"),
+            ("add_table", "call_events"),
             ("add_index", "ix_calls_created_at"),
+            ("add_index", "ix_call_events_call_id_at"),
         }
 
     await migrate(engine)
@@ -98,6 +100,18 @@ async def test_turns_written_before_tools_were_recorded_read_back_with_none(
     await migrate(engine)
     call = await CallStore(session_factory(engine)).get_call("c_0123456789abcdef")
     assert call is not None and [(t.text, t.tools) for t in call.turns] == [("Hi.", [])]
+
+
+async def test_call_events_come_and_go_with_0004(engine: AsyncEngine) -> None:
+    await migrate(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda c: command.downgrade(alembic_config(c), "0003"))
+        assert "call_events" not in await connection.run_sync(table_names)
+        assert "calls" in await connection.run_sync(table_names)
+    await migrate(engine)
+    async with engine.connect() as connection:
+        assert "call_events" in await connection.run_sync(table_names)
+        assert await connection.run_sync(schema_diff) == []
 
 
 async def test_ddl_rolls_back_with_its_transaction(engine: AsyncEngine) -> None:

@@ -14,6 +14,9 @@ from tests.support.calls import assert_every_reply_heard_whole, final, greeted_c
 from tests.support.cluster import PROFILES
 from tests.support.server import app_server
 from voxfleet.client import CallClient
+from voxfleet.domain.events import EventKind
+from voxfleet.store import session_factory
+from voxfleet.store.history import CallHistory
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +39,7 @@ async def _close_code(url: str) -> int | None:
 async def test_a_dropped_socket_resumes_the_call(tmp_path: Path, profiles: Path) -> None:
     async with app_server(tmp_path, profiles_file=profiles, resume_window_seconds=5.0) as (
         base,
-        _runtime,
+        runtime,
     ):
         call = await greeted_call(base)
         await turn(call, 0.6, seq=1)
@@ -62,6 +65,9 @@ async def test_a_dropped_socket_resumes_the_call(tmp_path: Path, profiles: Path)
             "user",
             "agent",
         ]
+        assert runtime.engine is not None
+        events = await CallHistory(session_factory(runtime.engine)).events(call.call_id)
+        assert [e.kind for e in events] == [EventKind.RESUME]
 
 
 def _index_after(call: CallClient, readies: int) -> int:

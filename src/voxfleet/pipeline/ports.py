@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from voxfleet.domain.calls import Turn
+from voxfleet.domain.events import CallEvent
 from voxfleet.messages.client import AgentMessage
 
 
@@ -71,7 +72,11 @@ class OutboundLink(ABC):
 
 
 class TurnSink(ABC):
-    """Where finished turns go to be stored (buffered; never blocks the call)."""
+    """Where finished turns, and the call's events (barge-ins, provider faults,
+    failovers), go to be stored (buffered; never blocks the call)."""
 
     @abstractmethod
     async def record(self, turn: Turn) -> None: ...
+
+    @abstractmethod
+    async def event(self, event: CallEvent) -> None: ...

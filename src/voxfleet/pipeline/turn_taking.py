@@ -26,6 +26,7 @@ from voxfleet.messages.client import AgentState, Error, HangUp, Interrupt, State
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import BARGE_INS, observe_turn
 from voxfleet.observability.tracing import FinishedTurn, record_turn
+from voxfleet.pipeline.incidents import barge_in, reply_events
 from voxfleet.pipeline.ports import OutboundLink, TurnSink
 from voxfleet.pipeline.reply import Reply, chat_messages
 from voxfleet.providers.base import Providers
@@ -217,6 +218,7 @@ class TurnTaker:
         await active.reply.cancel()
         if notify:
             BARGE_INS.inc()
+            await self._sink.event(barge_in(self.state.room_id, active.seq, self._clock()))
             await self._link.send(Interrupt())
             await self._say_state("listening")
         if active.seq >= 0:
@@ -270,6 +272,8 @@ class TurnTaker:
                 tools=reply.tools.uses,
             )
             await self._sink.record(turn)
+        for event in reply_events(self.state.room_id, seq, reply.record):
+            await self._sink.event(event)
         if reply.tools.end_requested and not interrupted:
             log.info("the agent ends the call", room=self.state.room_id)
             await self._link.send(HangUp())

@@ -38,7 +38,7 @@ from voxfleet.pipeline.ports import StreamPosition, TurnSink
 from voxfleet.pipeline.session import RoomSession
 from voxfleet.providers.base import Providers
 from voxfleet.roles.backends import Backends
-from voxfleet.roles.sink import call_is_live, state_from_store
+from voxfleet.roles.sink import call_is_live, state_from_store, takeover_event
 from voxfleet.settings import Settings
 from voxfleet.store.repository import CallStore
 from voxfleet.transport.bus_link import CALLER_GONE_SECONDS, new_epoch
@@ -235,6 +235,8 @@ class AgentWorker:
                 DISPATCH_SECONDS.observe(max(0.0, time.time() - job.enqueued_at))
                 if job.handover_from:
                     HANDOVERS.inc()
+                if job.resume:
+                    await self._sink.event(takeover_event(job, self.agent_id, rebuilt, time.time()))
                 log.info(
                     "room attached",
                     room=room_id,

@@ -16,6 +16,7 @@ from voxfleet.errors import VoxfleetError
 from voxfleet.roles import (
     actions,
     health,
+    history,
     landing,
     latency,
     live,
@@ -49,6 +50,14 @@ def create_app(
     app.state.runtime = runtime
     app.add_exception_handler(VoxfleetError, handle_voxfleet_error)
     app.include_router(health.router)
+    if Role.MONITOR in parts:
+        # Before the landing's GET /api/calls/{id}, which would take /api/calls/export.
+        app.include_router(history.router)
+        app.mount(
+            "/monitor-static",
+            StaticFiles(directory=str(history.PAGES_DIR)),
+            name="monitor-static",
+        )
     if Role.LANDING in parts:
         app.include_router(landing.router)
         if settings.transport == "livekit":

@@ -35,6 +35,7 @@ from voxfleet.roles.sessions import SessionStore, build_sessions
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.settings import Settings
 from voxfleet.store import CallStore, create_engine, migrate, session_factory
+from voxfleet.store.history import CallHistory
 from voxfleet.store.users import UserStore
 from voxfleet.transport.edge import EdgeLimits, MediaEdge
 from voxfleet.transport.edge_link import Dispatch
@@ -123,7 +124,8 @@ class Runtime:
             max_call_seconds=s.max_call_seconds,
             resume_window=s.resume_window_seconds,
         )
-        entry = SocketEntry(self.store, b.directory, tokens, resume)
+        history = CallHistory(session_factory(self.engine)) if self.engine else None
+        entry = SocketEntry(self.store, b.directory, tokens, resume, history)
         dispatch = Dispatch(b.bus, b.queue, b.directory)
         return LandingParts(
             edge=MediaEdge(dispatch, self.store, entry, resume, limits),
@@ -192,7 +194,8 @@ class Runtime:
         log.info("models warm", seconds=round(time.perf_counter() - started, 2))
         self._tracing = start_tracing()
         self.providers = providers
-        self.sink = StoreTurnSink(store)
+        history = CallHistory(session_factory(self.engine)) if self.engine else None
+        self.sink = StoreTurnSink(store, history=history)
         self.sink.start()
         self.worker = AgentWorker(
             providers,

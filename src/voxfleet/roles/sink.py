@@ -1,5 +1,6 @@
 """What an agent keeps in and reads from the store: a buffered, retrying
-writer of finished turns, and the call's record when a room is claimed.
+writer of finished turns and call events, and the call's record when a room
+is claimed.
 
 A call never waits on the database: turns queue here and are written in the
 background; when the database is unreachable they stay queued and are retried
@@ -13,18 +14,23 @@ from voxfleet.aio import Backoff, TaskSet
 from voxfleet.dispatch.base import RoomJob
 from voxfleet.domain.calls import CallStatus, Turn
 from voxfleet.domain.conversation import ConversationState
+from voxfleet.domain.events import CallEvent, Detail, EventKind
 from voxfleet.errors import VoxfleetError
 from voxfleet.observability.logging import get_logger
 from voxfleet.pipeline.ports import TurnSink
+from voxfleet.store.history import CallHistory
 from voxfleet.store.repository import CallStore
 
 log = get_logger(__name__)
 
 
 class StoreTurnSink(TurnSink):
-    def __init__(self, store: CallStore, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self, store: CallStore, max_backoff: float = 5.0, history: CallHistory | None = None
+    ) -> None:
         self._store = store
-        self._queue: asyncio.Queue[Turn] = asyncio.Queue()
+        self._history = history  # None: events are not kept
+        self._queue: asyncio.Queue[Turn | CallEvent] = asyncio.Queue()
         self._max_backoff = max_backoff
         self._tasks = TaskSet("turn-sink")
         self._idle = asyncio.Event()
@@ -33,6 +39,11 @@ class StoreTurnSink(TurnSink):
     async def record(self, turn: Turn) -> None:
         self._idle.clear()
         self._queue.put_nowait(turn)
+
+    async def event(self, event: CallEvent) -> None:
+        if self._history is not None:
+            self._idle.clear()
+            self._queue.put_nowait(event)
 
     @property
     def pending(self) -> int:
@@ -43,25 +54,30 @@ class StoreTurnSink(TurnSink):
 
     async def _run(self) -> None:
         while True:
-            turn = await self._queue.get()
+            item = await self._queue.get()
             backoff = Backoff(0.1, self._max_backoff)
+            what = _described(item)
             while True:
                 try:
-                    await self._store.add_turn(turn)
+                    await self._write(item)
                     break
                 except VoxfleetError as e:
                     if not e.retryable:
-                        log.error(
-                            "turn dropped", call_id=turn.call_id, seq=turn.seq, error=e.message
-                        )
+                        log.error("turn dropped", **what, error=e.message)
                         break
-                    log.warning("store unavailable, turn kept for retry", call_id=turn.call_id)
+                    log.warning("store unavailable, turn kept for retry", call_id=item.call_id)
                     await backoff.sleep()
                 except Exception:
-                    log.exception("turn could not be written", call_id=turn.call_id, seq=turn.seq)
+                    log.exception("turn could not be written", **what)
                     break
             if self._queue.empty():
                 self._idle.set()
+
+    async def _write(self, item: Turn | CallEvent) -> None:
+        if isinstance(item, Turn):
+            await self._store.add_turn(item)
+        elif self._history is not None:
+            await self._history.add_event(item)
 
     async def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every recorded turn is written; False on timeout."""
@@ -77,6 +93,22 @@ class StoreTurnSink(TurnSink):
         if not self._queue.empty():
             log.error("turns not written at shutdown", count=self._queue.qsize())
         await self._tasks.cancel_all()
+
+
+def _described(item: Turn | CallEvent) -> dict[str, str | int]:
+    if isinstance(item, Turn):
+        return {"call_id": item.call_id, "seq": item.seq}
+    return {"call_id": item.call_id, "event": item.kind.value}
+
+
+def takeover_event(job: RoomJob, agent_id: str, rebuilt: bool, at: float) -> CallEvent:
+    """An agent took a live room: handed over by a draining agent, or (its
+    holder's lease having lapsed) failed over."""
+    if job.handover_from:
+        detail: Detail = {"agent": agent_id, "from_agent": job.handover_from}
+        return CallEvent(job.room_id, at, EventKind.HANDOVER, detail)
+    detail = {"agent": agent_id, "rebuilt_from_store": rebuilt}
+    return CallEvent(job.room_id, at, EventKind.FAILOVER, detail)
 
 
 async def call_is_live(calls: CallStore, call_id: str) -> bool:

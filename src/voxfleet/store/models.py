@@ -1,5 +1,5 @@
 """The relational schema of the store: one row per call, one row per turn, one
-row per monitor user.
+row per call event, one row per monitor user.
 
 Only the repository and the migrations import these classes; everything else
 sees the domain types of ``voxfleet.domain.calls``.
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -71,6 +72,20 @@ class TurnRow(Base):
     first_audio_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # [{"name": ..., "arguments": {...}, "result": ...}] for each tool the agent called
     tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+
+
+class CallEventRow(Base):
+    """A failover, handover, resume, barge-in or provider fault of a call."""
+
+    __tablename__ = "call_events"
+    # (call_id, at) serves the timeline's reads and the had_failover filter's EXISTS.
+    __table_args__ = (Index("ix_call_events_call_id_at", "call_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), ForeignKey("calls.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class UserRow(Base):
