@@ -15,14 +15,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from voxfleet.bus.base import room_up
-from voxfleet.domain.calls import EndReason, is_call_id
+from voxfleet.domain.calls import EndReason
 from voxfleet.errors import Conflict, NotFound
 from voxfleet.messages.room import Hangup, encode, encode_numbered
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import CALLS_ENDED
 from voxfleet.roles.agent_control import DrainRequest, agent_control
 from voxfleet.roles.api_models import error_responses
-from voxfleet.roles.deps import BackendsDep, StoreDep
+from voxfleet.roles.deps import BackendsDep, StoreDep, stored_call
 from voxfleet.roles.monitor_auth import MonitorAdminDep
 from voxfleet.roles.responses import shorten
 from voxfleet.transport.bus_link import new_epoch
@@ -45,12 +45,7 @@ class DrainAsked(BaseModel):
 async def end_call(
     call_id: str, who: MonitorAdminDep, store: StoreDep, b: BackendsDep
 ) -> CallEnded:
-    missing = NotFound(f"call: no call with id {shorten(call_id)}")
-    if not is_call_id(call_id):
-        raise missing
-    call = await store.get_call(call_id)
-    if call is None:
-        raise missing
+    await stored_call(store, call_id)  # NotFound for no such call
     if not await store.end_call(call_id, EndReason.OPERATOR_ENDED, time.time()):
         raise Conflict(f"call: {call_id} has already ended", field="call_id")
     CALLS_ENDED.labels(EndReason.OPERATOR_ENDED.value).inc()

@@ -10,12 +10,14 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from voxfleet.domain.calls import is_call_id
 from voxfleet.domain.profiles import Profiles
-from voxfleet.errors import ConfigError
+from voxfleet.errors import ConfigError, NotFound
 from voxfleet.roles.backends import Backends
+from voxfleet.roles.responses import shorten
 from voxfleet.roles.runtime import LandingParts, Runtime
 from voxfleet.settings import Settings
-from voxfleet.store import CallStore
+from voxfleet.store import CallRecord, CallStore
 
 
 def get_runtime(conn: HTTPConnection) -> Runtime:
@@ -55,3 +57,12 @@ ProfilesDep = Annotated[Profiles, Depends(get_profiles)]
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 StoreDep = Annotated[CallStore, Depends(get_store)]
 LandingDep = Annotated[LandingParts, Depends(get_landing)]
+
+
+async def stored_call(store: CallStore, call_id: str) -> CallRecord:
+    """The stored call ``call_id``; NotFound when there is none (or the id is
+    not a call id at all)."""
+    call = await store.get_call(call_id) if is_call_id(call_id) else None
+    if call is None:
+        raise NotFound(f"call: no call with id {shorten(call_id)}")
+    return call

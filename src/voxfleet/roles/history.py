@@ -15,10 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
-from voxfleet.domain.calls import is_call_id
-from voxfleet.errors import ConfigError, InvalidRequest, NotFound
+from voxfleet.errors import ConfigError, InvalidRequest
 from voxfleet.roles.api_models import CallOut, error_responses
-from voxfleet.roles.deps import RuntimeDep, StoreDep
+from voxfleet.roles.deps import RuntimeDep, StoreDep, stored_call
 from voxfleet.roles.history_models import (
     MAX_LIMIT,
     BeforeQ,
@@ -37,7 +36,6 @@ from voxfleet.roles.history_models import (
     timeline_of,
 )
 from voxfleet.roles.monitor_auth import MonitorUserDep
-from voxfleet.roles.responses import shorten
 from voxfleet.store import session_factory
 from voxfleet.store.history import CallHistory
 from voxfleet.store.repository import CallRecord
@@ -176,10 +174,5 @@ async def timeline(
 ) -> TimelineOut:
     """Every turn with its marks and every event of the call, in time order;
     a live call shows what has been stored so far."""
-    missing = NotFound(f"call: no call with id {shorten(call_id)}")
-    if not is_call_id(call_id):
-        raise missing
-    call = await store.get_call(call_id)
-    if call is None:
-        raise missing
+    call = await stored_call(store, call_id)
     return timeline_of(call, await history_of(runtime).events(call_id))

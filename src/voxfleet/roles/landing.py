@@ -18,12 +18,11 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from voxfleet.domain.calls import CallStatus, is_call_id, new_call_id
+from voxfleet.domain.calls import CallStatus, new_call_id
 from voxfleet.errors import (
     Forbidden,
     InvalidRequest,
     MalformedRequest,
-    NotFound,
     UnsupportedMediaType,
 )
 from voxfleet.observability.logging import get_logger
@@ -37,7 +36,7 @@ from voxfleet.roles.api_models import (
     error_responses,
 )
 from voxfleet.roles.auth import CallReaderDep
-from voxfleet.roles.deps import LandingDep, ProfilesDep, SettingsDep, StoreDep
+from voxfleet.roles.deps import LandingDep, ProfilesDep, SettingsDep, StoreDep, stored_call
 from voxfleet.roles.responses import clip, shorten
 from voxfleet.settings import Settings
 from voxfleet.transport.livekit.grants import caller_token
@@ -201,12 +200,7 @@ def media_url(base: str, call_id: str, token: str) -> str:
 
 @router.get("/api/calls/{call_id}", responses=error_responses(401, 403, 404))
 async def get_call(reader: CallReaderDep, store: StoreDep) -> CallOut:
-    missing = NotFound(f"call: no call with id {shorten(reader.call_id)}")
-    if not is_call_id(reader.call_id):
-        raise missing
-    call = await store.get_call(reader.call_id)
-    if call is None:
-        raise missing
+    call = await stored_call(store, reader.call_id)
     if call.status == CallStatus.ENDED and not reader.admin:
         # A transcript is personal data: its caller reads it while talking, not forever.
         raise Forbidden(

@@ -16,13 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxfleet.dispatch.base import AgentInfo
 from voxfleet.dispatch.scaling import ScalingSignal, scaling_signal
-from voxfleet.domain.calls import is_call_id
-from voxfleet.errors import NotFound
 from voxfleet.observability.logging import get_logger
 from voxfleet.roles.api_models import CallOut, error_responses
-from voxfleet.roles.deps import BackendsDep, RuntimeDep, SettingsDep, StoreDep
+from voxfleet.roles.deps import BackendsDep, RuntimeDep, SettingsDep, StoreDep, stored_call
 from voxfleet.roles.monitor_auth import MonitorAdminDep, MonitorUserDep, ScalingReaderDep
-from voxfleet.roles.responses import shorten
 from voxfleet.roles.signin import accounts_of, json_body, json_body_doc
 from voxfleet.store.users import UserRole
 
@@ -96,10 +93,5 @@ async def add_user(request: Request, who: MonitorAdminDep, runtime: RuntimeDep) 
 
 @calls_router.get("/calls/{call_id}", responses=error_responses(404))
 async def get_call(call_id: str, _who: MonitorUserDep, store: StoreDep) -> CallOut:
-    missing = NotFound(f"call: no call with id {shorten(call_id)}")
-    if not is_call_id(call_id):
-        raise missing
-    call = await store.get_call(call_id)
-    if call is None:
-        raise missing
+    call = await stored_call(store, call_id)
     return CallOut.of(call)
