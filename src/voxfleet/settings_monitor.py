@@ -38,6 +38,18 @@ class MonitorSettings(BaseSettings):
         None,
         description="Bearer token that reads /api/scaling only (for KEDA), not the admin key.",
     )
+    trusted_user_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Off by default. A header an authenticating proxy in front of the monitor "
+        "sets to the signed-in user (oauth2-proxy: X-Forwarded-Email); only when every request "
+        "reaches the monitor through that proxy.",
+    )
+    trusted_admins: str = Field(
+        "",
+        description="With trusted_user_header: the users (as the header names them, "
+        "comma-separated) who are admins; everyone else the proxy lets in is a viewer.",
+    )
 
     @field_validator("login_rate_limit")
     @classmethod

@@ -70,11 +70,12 @@ async def test_the_first_admin_signs_in_with_a_strict_http_only_cookie(tmp_path:
         assert ADMIN not in cookie and body["csrf_token"] not in cookie
 
         who = await http.get("/api/session")
+        # The page learns the token again after a reload (another site cannot read this).
         assert who.json() == {
             "name": ADMIN,
             "role": "admin",
             "via": "session",
-            "csrf_token": None,
+            "csrf_token": body["csrf_token"],
             "expires_at": None,
         }
         for route in ("/api/rooms", "/api/agents", "/api/scaling"):
@@ -328,3 +329,50 @@ async def test_sessions_in_redis_are_shared_by_monitor_replicas(tmp_path: Path) 
             status, code, message = error_of(down)
             assert (status, code) == (503, "dispatch_unavailable")
             assert message.startswith("sessions: Redis is unavailable")
+
+
+async def test_an_authenticating_proxys_user_header_is_trusted_only_when_set(
+    tmp_path: Path,
+) -> None:
+    """With trusted_user_header, the user the proxy names is signed in (a viewer,
+    or an admin when listed); state changes still need the CSRF token that
+    GET /api/session hands out; without the setting the header opens nothing."""
+    header = "X-Forwarded-Email"
+    viewer = {"name": "carol", "password": "a long enough password"}
+    async with (
+        app_server(tmp_path / "off", MONITOR_ONLY, **SETTINGS) as (base, _runtime),
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        r = await http.get("/api/rooms", headers={header: "mallory@example.com"})
+        assert r.status_code == 401
+    proxied = {**SETTINGS, "trusted_user_header": header, "trusted_admins": "ada@example.com"}
+    async with (
+        app_server(tmp_path / "on", MONITOR_ONLY, **proxied) as (base, _runtime),
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        as_bob = {header: "bob@example.com"}
+        who = (await http.get("/api/session", headers=as_bob)).json()
+        assert (who["name"], who["role"], who["via"]) == ("bob@example.com", "viewer", "proxy")
+        assert (await http.get("/api/rooms", headers=as_bob)).status_code == 200
+        r = await http.post("/api/users", json=viewer, headers=as_bob)
+        assert error_of(r)[:2] == (403, "csrf")
+        r = await http.post(
+            "/api/users", json=viewer, headers={**as_bob, "X-CSRF-Token": who["csrf_token"]}
+        )
+        assert error_of(r)[:2] == (403, "forbidden")  # a viewer
+        as_ada = {header: "ada@example.com"}
+        ada = (await http.get("/api/session", headers=as_ada)).json()
+        assert ada["role"] == "admin" and ada["csrf_token"] != who["csrf_token"]
+        stolen = {**as_ada, "X-CSRF-Token": who["csrf_token"]}  # bob's token is not ada's
+        assert error_of(await http.post("/api/users", json=viewer, headers=stolen))[:2] == (
+            403,
+            "csrf",
+        )
+        ok = await http.post(
+            "/api/users", json=viewer, headers={**as_ada, "X-CSRF-Token": ada["csrf_token"]}
+        )
+        assert ok.status_code == 201, ok.text
+        # Without the header, no one: the proxy is the only way in besides the key.
+        assert (await http.get("/api/rooms")).status_code == 401
+        bad = await http.get("/api/rooms", headers={header: "x" * 300})
+        assert bad.status_code == 401 and header in error_of(bad)[2]

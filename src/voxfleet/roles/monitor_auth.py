@@ -1,7 +1,9 @@
 """Who is asking the monitor: a signed-in user (the session cookie, plus the
 ``X-CSRF-Token`` header on anything that changes state), the admin API key
-(automation, tests) or, on ``/api/scaling`` only, the scaling token (KEDA).
-Anyone else gets 401. Routes ask for one of the ``Annotated`` aliases below.
+(automation, tests), on ``/api/scaling`` only the scaling token (KEDA), or,
+when ``trusted_user_header`` is set, the user an authenticating proxy (an
+OIDC proxy such as oauth2-proxy) names in that header. Anyone else gets 401.
+Routes ask for one of the ``Annotated`` aliases below.
 
 CSRF is a double submit bound to the session: the token is issued at sign-in,
 kept with the session server-side, and must come back in a header, which a
@@ -9,6 +11,7 @@ cross-site form cannot set. SameSite=Strict on the cookie is the second lock."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -34,7 +37,7 @@ ANONYMOUS = (
 class Principal:
     name: str
     role: UserRole
-    via: Literal["session", "admin_key", "scaling_token"]
+    via: Literal["session", "admin_key", "scaling_token", "proxy"]
     session_id: str | None = None
     csrf: str | None = None
 
@@ -64,8 +67,29 @@ async def from_cookie(request: Request, sessions: SessionStore) -> Principal | N
     return Principal(session.user, session.role, "session", session_id, session.csrf)
 
 
+def proxy_csrf(settings: Settings, name: str) -> str:
+    """A proxy-authenticated user's CSRF token: no session to keep it in, so it
+    is derived from the user name with the secret key (GET /api/session hands
+    it to the page; another site cannot read that answer)."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"monitor-csrf:{name}".encode(), hashlib.sha256).hexdigest()
+
+
+def from_proxy(request: Request, settings: Settings) -> Principal | None:
+    """The user the authenticating proxy names, when the monitor trusts one."""
+    header = settings.trusted_user_header
+    name = request.headers.get(header, "").strip() if header else ""
+    if not header or not name:
+        return None
+    if len(name) > 256 or not name.isprintable():
+        raise AuthError(f"{header}: not a user name")
+    admins = {a.strip() for a in settings.trusted_admins.split(",") if a.strip()}
+    role = UserRole.ADMIN if name in admins else UserRole.VIEWER
+    return Principal(name, role, "proxy", csrf=proxy_csrf(settings, name))
+
+
 def check_csrf(request: Request, principal: Principal) -> None:
-    if principal.via != "session" or request.method in SAFE_METHODS:
+    if principal.via not in ("session", "proxy") or request.method in SAFE_METHODS:
         return
     presented = request.headers.get(CSRF_HEADER)
     if not presented:
@@ -87,7 +111,9 @@ async def resolve(request: Request, runtime: RuntimeDep, scaling: bool = False) 
             return Principal("scaling-token", UserRole.VIEWER, "scaling_token")
         what = "the admin API key nor the scaling token" if scaling else "the admin API key"
         raise AuthError(f"authorization: not {what}")
-    principal = await from_cookie(request, sessions_of(runtime))
+    principal = from_proxy(request, runtime.settings) or await from_cookie(
+        request, sessions_of(runtime)
+    )
     if principal is None:
         raise AuthError(ANONYMOUS)
     check_csrf(request, principal)

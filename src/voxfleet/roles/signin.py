@@ -126,7 +126,11 @@ async def sign_in(
 
 @router.get("/session", responses=error_responses(401))
 async def who(principal: MonitorUserDep) -> SignedIn:
-    return SignedIn(name=principal.name, role=principal.role, via=principal.via)
+    """Who is signed in, with the CSRF token to send back (a reloaded page has
+    its cookie but lost the token; another site cannot read this answer)."""
+    return SignedIn(
+        name=principal.name, role=principal.role, via=principal.via, csrf_token=principal.csrf
+    )
 
 
 @router.delete("/session", status_code=204, responses=error_responses(401, 403))

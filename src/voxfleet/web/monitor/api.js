@@ -28,11 +28,13 @@ export async function signIn(name, password) {
   return who;
 }
 
-/** Who is signed in, or null. A reloaded page has the cookie but no CSRF
- * token: it signs out and in again before changing anything. */
+/** Who is signed in (by the session cookie, or by the authenticating proxy
+ * in front of the monitor), or null; keeps the CSRF token it comes with. */
 export async function whoAmI() {
   try {
-    return await call('GET', '/api/session');
+    const who = await call('GET', '/api/session');
+    csrf = who?.csrf_token ?? null;
+    return who;
   } catch {
     return null;
   }
