@@ -41,7 +41,10 @@ def test_up_serves_the_monitor_on_its_admin_listener_only(tmp_path: Path) -> Non
             assert httpx.get(base + route, headers=auth).status_code == 404, route
             assert httpx.get(admin + route).status_code == 401, route
             assert httpx.get(admin + route, headers=auth).status_code == 200, route
-        assert httpx.get(f"{admin}/").status_code == 404  # no page, no call API there
+        # The admin listener's page is the monitor's operations page, not the caller's.
+        page = httpx.get(f"{admin}/")
+        assert page.status_code == 200 and 'id="sign-in"' in page.text
+        assert 'id="sign-in"' not in httpx.get(f"{base}/").text
         assert httpx.post(f"{admin}/api/calls", json={}).status_code in (404, 405)
         assert httpx.get(f"{admin}/readyz").status_code == 200
         call = httpx.post(f"{base}/api/calls", json={}).json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -31,7 +32,9 @@ def signalling() -> Iterator[tuple[str, list[str]]]:
 
     def handler(ws: ServerConnection) -> None:
         if ws.request is not None:
-            asked.append(ws.request.path)
+            # The page puts its token in the query; an agent's SDK in a header.
+            header = ws.request.headers.get("authorization", "")
+            asked.append(ws.request.path + ("#" + header.removeprefix("Bearer ") if header else ""))
         ws.close(1011, "no LiveKit here")
 
     port = free_port()
@@ -81,12 +84,28 @@ def test_the_page_joins_its_calls_room_with_its_token(
             page.locator("#talk").click()
             page.wait_for_selector("body[data-conn-state=error]", timeout=30_000)
             notice = page.locator("#notice").inner_text()
+            deadline = time.monotonic() + 10  # the agent that took the call joins too
+            while not any("#" in a for a in asked) and time.monotonic() < deadline:
+                time.sleep(0.1)
         finally:
             browser.close()
     assert errors == []
-    assert asked, "the page never reached the LiveKit URL"
-    query = parse_qs(urlsplit(asked[0]).query)
-    claims = TokenVerifier(KEY, SECRET).verify(query["access_token"][0])
+    verify = TokenVerifier(KEY, SECRET).verify
+    pages = [
+        q["access_token"][0]
+        for q in (parse_qs(urlsplit(a).query) for a in asked)
+        if q.get("access_token")
+    ]
+    assert pages, f"the page never reached the LiveKit URL: {asked}"
+    claims = verify(pages[0])
     assert claims.identity == "caller" and claims.video is not None
     assert claims.video.room.startswith("c_") and claims.video.can_publish_sources == ["microphone"]
+    # The agent that took the call tried to join the same room, with its own token.
+    agents = [verify(a.partition("#")[2]) for a in asked if "#" in a]
+    assert any(
+        c.identity.startswith("agent-")
+        and c.video is not None
+        and c.video.room == claims.video.room
+        for c in agents
+    ), asked
     assert "Could not join the call's audio room" in notice

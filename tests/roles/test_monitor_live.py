@@ -108,6 +108,7 @@ async def test_snapshot_then_a_call_appears_and_goes_and_a_drain_closes_1001(
             room = next(r for r in added["rooms"]["upsert"] if r["room_id"] == call.call_id)
             assert room["profile"] == runtime.profiles.default
             assert room["agent_id"] is not None and room["started_at"] is not None
+            assert (room["state"], room["failovers"], room["last_utterance"]) == ("served", 0, None)
 
             # Watching the call: its captions, as its agent sends them.
             await ws.send(json.dumps({"type": "watch", "call_id": call.call_id}))
@@ -120,12 +121,17 @@ async def test_snapshot_then_a_call_appears_and_goes_and_a_drain_closes_1001(
                 ws, lambda m: m["type"] == "caption" and m["final"] and m["role"] == "agent"
             )
             assert reply["seq"] == 2
-
-            # Reconnecting gets a fresh snapshot that already holds the room.
-            async with connect(ws_url(base), additional_headers=cookie) as again:
-                fresh = await next_message(again)
-                assert fresh["type"] == "snapshot"
-                assert [r["room_id"] for r in fresh["rooms"]] == [call.call_id]
+            # Reconnecting gets a fresh snapshot that already holds the room, and,
+            # once the agent's sink has stored the turn, the caller's last words.
+            async with asyncio.timeout(15):
+                while True:
+                    async with connect(ws_url(base), additional_headers=cookie) as again:
+                        fresh = await next_message(again)
+                    assert fresh["type"] == "snapshot"
+                    assert [r["room_id"] for r in fresh["rooms"]] == [call.call_id]
+                    if fresh["rooms"][0]["last_utterance"] == "utterance 0.8 seconds":
+                        break
+                    await asyncio.sleep(0.2)
 
             await call.end()
             await until_room(ws, call.call_id, present=False)

@@ -20,13 +20,15 @@ from pydantic import BaseModel
 from voxfleet.aio import TaskSet
 from voxfleet.dispatch.base import AgentInfo
 from voxfleet.dispatch.scaling import ScalingSignal, scaling_signal
+from voxfleet.errors import Unavailable
 from voxfleet.observability.logging import get_logger
 from voxfleet.roles.auth import is_admin_key
 from voxfleet.roles.live_frames import CaptionWatch, Watch, parse_frame
 from voxfleet.roles.monitor_auth import ANONYMOUS, Principal
 from voxfleet.roles.runtime import Runtime
 from voxfleet.roles.sessions import SESSION_COOKIE
-from voxfleet.store import CallStore
+from voxfleet.store import CallStore, session_factory
+from voxfleet.store.history import CallHistory
 from voxfleet.store.users import UserRole
 
 log = get_logger(__name__)
@@ -40,8 +42,11 @@ CLOSE_BAD_FRAME = 4400
 class LiveRoom(BaseModel):
     room_id: str
     agent_id: str | None
+    state: str = "queued"  # queued (no agent holds it) or served
     profile: str | None = None
     started_at: float | None = None  # epoch seconds; the page counts the duration
+    last_utterance: str | None = None  # the caller's last stored words
+    failovers: int = 0  # rooms taken over after their agent died, so far
 
 
 class Snapshot(BaseModel):
@@ -69,11 +74,22 @@ async def who_connects(websocket: WebSocket, runtime: Runtime) -> Principal | st
 
 class RoomDetails:
     """Profile and start time of each live room, read from the store once per
-    room (they never change while it lives)."""
+    room (they never change while it lives); the caller's last words and the
+    failovers so far, read for all live rooms at once on each poll."""
 
-    def __init__(self, store: CallStore | None) -> None:
+    def __init__(self, store: CallStore | None, history: CallHistory | None = None) -> None:
         self._store = store
+        self._history = history
         self._known: dict[str, tuple[str | None, float | None]] = {}
+
+    async def facts(self, room_ids: list[str]) -> dict[str, tuple[str | None, int]]:
+        if self._history is None:
+            return {}
+        try:
+            return await self._history.live_facts(room_ids)
+        except Unavailable as e:  # the store is restarting: the rest of the view goes on
+            log.warning("live view: room facts unavailable", error=str(e))
+            return {}
 
     async def room(self, room_id: str, agent_id: str) -> LiveRoom:
         if room_id not in self._known:
@@ -83,7 +99,11 @@ class RoomDetails:
             )
         profile, started = self._known[room_id]
         return LiveRoom(
-            room_id=room_id, agent_id=agent_id or None, profile=profile, started_at=started
+            room_id=room_id,
+            agent_id=agent_id or None,
+            state="served" if agent_id else "queued",
+            profile=profile,
+            started_at=started,
         )
 
     def forget_all_but(self, live: set[str]) -> None:
@@ -95,6 +115,9 @@ async def snapshot(runtime: Runtime, details: RoomDetails) -> Snapshot:
     served = await b.directory.rooms()
     details.forget_all_but(set(served))
     rooms = {r: await details.room(r, a) for r, a in sorted(served.items())}
+    for room_id, (words, failovers) in (await details.facts(list(rooms))).items():
+        room = rooms[room_id]
+        room.last_utterance, room.failovers = words, failovers
     agents = {a.agent_id: a for a in sorted(await b.registry.agents(), key=lambda a: a.agent_id)}
     scaling = await scaling_signal(b.registry, b.directory, b.queue, runtime.settings)
     return Snapshot(rooms=rooms, agents=agents, scaling=scaling)
@@ -143,7 +166,8 @@ class LiveSocket:
 
     async def feed(self) -> None:
         runtime = self.runtime
-        details = RoomDetails(runtime.store)
+        history = CallHistory(session_factory(runtime.engine)) if runtime.engine else None
+        details = RoomDetails(runtime.store, history)
         last = await snapshot(runtime, details)
         await self.send(full(last))
         while not runtime.stopping:

@@ -65,6 +65,35 @@ class CallHistory:
         except sa_exc.IntegrityError as e:
             raise NotFound(f"call {event.call_id!r} not found") from e
 
+    async def live_facts(self, call_ids: list[str]) -> dict[str, tuple[str | None, int]]:
+        """For each of ``call_ids``: the caller's last stored words and how many
+        failovers it has had so far (two queries, whatever the number of calls)."""
+        if not call_ids:
+            return {}
+        last = (
+            select(TurnRow.call_id, func.max(TurnRow.seq).label("seq"))
+            .where(TurnRow.call_id.in_(call_ids), TurnRow.speaker == "user")
+            .group_by(TurnRow.call_id)
+            .subquery()
+        )
+        async with self._transaction() as session:
+            said = await session.execute(
+                select(TurnRow.call_id, TurnRow.text).join(
+                    last, and_(TurnRow.call_id == last.c.call_id, TurnRow.seq == last.c.seq)
+                )
+            )
+            counted = await session.execute(
+                select(CallEventRow.call_id, func.count())
+                .where(
+                    CallEventRow.call_id.in_(call_ids),
+                    CallEventRow.kind == EventKind.FAILOVER.value,
+                )
+                .group_by(CallEventRow.call_id)
+            )
+        words = {call_id: text for call_id, text in said.all()}
+        failovers = {call_id: int(n) for call_id, n in counted.all()}
+        return {c: (words.get(c), failovers.get(c, 0)) for c in call_ids}
+
     async def events(self, call_id: str) -> list[CallEvent]:
         """The call's events, oldest first."""
         statement = (

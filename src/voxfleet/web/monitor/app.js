@@ -51,8 +51,11 @@ function render(state) {
     cell(row, room.room_id);
     cell(row, room.profile ?? '–');
     cell(row, room.agent_id ?? 'waiting');
+    cell(row, room.state ?? '–');
     cell(row, duration(room.started_at)).className = 'duration';
     row.lastChild.dataset.started = room.started_at ?? '';
+    cell(row, room.last_utterance ?? '–').className = 'utterance';
+    cell(row, String(room.failovers ?? 0));
     const watch = row.insertCell().appendChild(document.createElement('button'));
     watch.type = 'button';
     watch.textContent = 'Transcript';
