@@ -64,7 +64,9 @@ class TurnOut(BaseModel):
     )
 
 
-class CallOut(BaseModel):
+class CallHeadOut(BaseModel):
+    """What every view of a call shows of it, turns aside."""
+
     id: str
     profile: str
     status: CallStatus
@@ -72,18 +74,28 @@ class CallOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     end_reason: EndReason | None
+
+
+def call_head(call: CallRecord) -> dict[str, Any]:
+    """A stored call's CallHeadOut fields (for the models that extend it)."""
+    return {
+        "id": call.id,
+        "profile": call.profile,
+        "status": call.status,
+        "created_at": datetime.fromtimestamp(call.created_at, UTC),
+        "started_at": _utc(call.started_at),
+        "ended_at": _utc(call.ended_at),
+        "end_reason": call.end_reason,
+    }
+
+
+class CallOut(CallHeadOut):
     turns: list[TurnOut]
 
     @classmethod
     def of(cls, call: CallRecord) -> CallOut:
         return cls(
-            id=call.id,
-            profile=call.profile,
-            status=call.status,
-            created_at=datetime.fromtimestamp(call.created_at, UTC),
-            started_at=_utc(call.started_at),
-            ended_at=_utc(call.ended_at),
-            end_reason=call.end_reason,
+            **call_head(call),
             turns=[
                 TurnOut(
                     seq=t.seq,

@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from voxfleet.domain.calls import CallStatus, EndReason, Speaker
+from voxfleet.domain.calls import EndReason, Speaker
 from voxfleet.domain.events import CallEvent, EventKind
 from voxfleet.errors import InvalidRequest
+from voxfleet.roles.api_models import CallHeadOut, call_head
 from voxfleet.store.history import HistoryEntry, HistoryFilter
 from voxfleet.store.repository import CallRecord
 
@@ -32,10 +33,6 @@ TextQ = Annotated[
     str | None, Query(max_length=200, description="Text in any turn (case-insensitive).")
 ]
 BeforeQ = Annotated[str | None, Query(description="The next_before of the previous page.")]
-
-
-def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
 def _instant(name: str, value: str | None) -> float | None:
@@ -111,29 +108,12 @@ def history_filter(
     )
 
 
-class CallSummaryOut(BaseModel):
-    id: str
-    profile: str
-    status: CallStatus
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    end_reason: EndReason | None
+class CallSummaryOut(CallHeadOut):
     had_failover: bool
 
     @classmethod
     def of(cls, entry: HistoryEntry) -> CallSummaryOut:
-        call = entry.call
-        return cls(
-            id=call.id,
-            profile=call.profile,
-            status=call.status,
-            created_at=datetime.fromtimestamp(call.created_at, UTC),
-            started_at=_utc(call.started_at),
-            ended_at=_utc(call.ended_at),
-            end_reason=call.end_reason,
-            had_failover=entry.had_failover,
-        )
+        return cls(**call_head(entry.call), had_failover=entry.had_failover)
 
 
 class CallListOut(BaseModel):
