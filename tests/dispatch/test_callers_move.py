@@ -85,12 +85,6 @@ async def test_a_drained_landing_moves_its_callers_and_exits_by_itself(
     await _finish(calls)
 
 
-@pytest.mark.xfail(
-    reason="known bug, issue 8 left open: after a landing's SIGKILL a resumed caller's next "
-    "utterance can lose or double its first 20 ms frame ('frames broken after -1'); "
-    "reproduced by running tests/transport/test_resume.py before this file",
-    strict=False,
-)
 async def test_a_killed_landing_loses_no_call(
     two_landings: tuple[Cluster, Proc], lb: Balancer
 ) -> None:
@@ -98,13 +92,8 @@ async def test_a_killed_landing_loses_no_call(
     calls = await _calls(lb, 4)
     assert c.landing is not None
     c.landing.popen.send_signal(signal.SIGKILL)
-    try:
-        for call in calls:
-            await turn(call, 0.6, seq=1, timeout=30)
-    except AssertionError:
-        for call in calls:  # leave nothing running for the known failure (xfail)
-            await call.close()
-        raise
+    for call in calls:
+        await turn(call, 0.6, seq=1, timeout=30)
     assert any(call.gaps for call in calls)  # the ones on the dead landing came back
     await _finish(calls)
 

@@ -175,11 +175,13 @@ class Inbox:
 
     def close_epoch(self, old: int, new: int) -> int | None:
         """The producer of ``old`` is replaced by ``new``: take nothing more of
-        ``old``. Returns how far ``old`` was taken, or None when this inbox was
-        not following ``old`` (it never heard it, or already moved on)."""
-        if self.epoch != old:
+        ``old``. Returns how far ``old`` was taken: 0 when this inbox is still on
+        an older producer (a caller whose socket dropped before any of its audio
+        came through), or None when it cannot tell (it joined a stream without
+        knowing what came before) or has already moved past ``old``."""
+        if self.epoch > old or self._joining:
             return None
-        taken = self.last
+        taken = self.last if self.epoch == old else 0
         if new > self.epoch:
             self.epoch, self.last, self._gap = new, 0, False
         return taken
