@@ -32,11 +32,26 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-def rss_mib(pid: int) -> float:
+def status_mib(pid: int, field: str) -> float:
+    """A ``/proc/<pid>/status`` field in MiB (VmRSS now, VmHWM the peak so far)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mib(pid: int) -> float:
+    return status_mib(pid, "VmRSS")
+
+
+def peak_rss_mib(pid: int) -> float:
+    return status_mib(pid, "VmHWM")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -107,6 +122,19 @@ class Microphone:
             ws = self._call.ws
             if ws is not None:
                 await ws.send(frame)
+
+
+async def metrics_of(base: str, name: str) -> dict[str, float]:
+    """The samples of the server's ``/metrics`` whose line starts with ``name``."""
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base}/metrics")).text
+    return {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith(name)
+    }
 
 
 def percentile(values: list[float], q: float) -> float:

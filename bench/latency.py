@@ -1,11 +1,16 @@
 """Voice-to-voice latency through the real WebSocket API with the local models.
 
-From the end of speech in the caller's audio (a Piper-spoken question streamed
-at real time by a simulated microphone) to the first agent audio frame the
-client receives; p50/p95 over all turns, and the per-stage marks the server
-stored for each reply (relative to the end of speech its VAD saw).
+From the end of speech in the caller's audio (a question spoken by Piper or
+espeak-ng, streamed at real time by a simulated microphone) to the first agent
+audio frame the client receives; p50/p95/p99 over all turns, the per-stage
+marks the server stored for each reply (relative to the end of speech its VAD
+saw), and the server's CPU-seconds and peak RSS.
 
-    ./vf bench latency [--turns 20] [--turns-per-call 5] [--url http://127.0.0.1:8080]
+``--concurrent N`` runs N callers talking at the same time, each starting at a
+random moment and pausing a random 0.4-1.5 s after each answer, so their turns
+are not aligned.
+
+    ./vf bench latency [--turns 20] [--turns-per-call 5] [--concurrent 1] [--url URL]
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,7 +27,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Microphone, machine, percentile, piper_question, rss_mib, up_server
+from tests.support.speech import espeak_speech
+
+from bench.common import (
+    Microphone,
+    cpu_seconds,
+    machine,
+    metrics_of,
+    peak_rss_mib,
+    percentile,
+    piper_question,
+    rss_mib,
+    up_server,
+)
 from voxfleet.client import CallClient
 
 QUESTIONS = [
@@ -36,6 +55,8 @@ QUESTIONS = [
     "Where are you located?",
 ]
 Marks = list[dict[str, float]]
+Spoken = list[tuple[str, bytes]]
+MODEL_CPU = "voxfleet_model_cpu_seconds_total{"
 STAGES = ("stt_done", "llm_first_token", "tts_first_audio", "first_audio_sent")
 
 
@@ -45,8 +66,19 @@ def agent_final(seq: int) -> Any:
     )
 
 
+def spoken_questions() -> Spoken:
+    """Every question in Piper's voice, and in espeak-ng's when it is installed:
+    alternating, so consecutive turns do not share a voice."""
+    piper = [(q, piper_question(q)) for q in QUESTIONS]
+    if shutil.which("espeak-ng") is None:
+        print("  espeak-ng not installed: Piper's voice only", file=sys.stderr)
+        return piper
+    espeak = [(q, espeak_speech(q)) for q in QUESTIONS]
+    return [v for pair in zip(piper, espeak[1:] + espeak[:1], strict=True) for v in pair]
+
+
 async def one_call(
-    base: str, questions: list[tuple[str, bytes]]
+    base: str, questions: Spoken, pause: tuple[float, float] = (0.6, 0.6)
 ) -> tuple[list[float], list[dict[str, float]]]:
     call = CallClient(base)
     await call.start()
@@ -54,10 +86,10 @@ async def one_call(
     await call.wait_for(agent_final(0), timeout=60)
     async with Microphone(call) as mic:
         for i, (_text, pcm) in enumerate(questions):
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(random.uniform(*pause))
             frames_before = len(call.audio)
             speech_end = mic.say(pcm)
-            await call.wait_for(agent_final(2 + 2 * i), timeout=60)
+            await call.wait_for(agent_final(2 + 2 * i), timeout=90)
             first = next(t for t, _ in call.audio[frames_before:] if t >= speech_end)
             latencies.append((first - speech_end) * 1000)
     # Read while the call is live: its read token reads it only until it ends.
@@ -79,41 +111,87 @@ def stage_percentiles(marks: Marks, q: float) -> dict[str, int]:
     return {s: round(percentile([m[s] for m in marks if s in m], q)) for s in STAGES}
 
 
-async def run(base: str, turns: int, per_call: int, pid: int | None) -> dict[str, Any]:
-    spoken = [(q, piper_question(q)) for q in QUESTIONS]
+async def caller(
+    base: str, spoken: Spoken, first: int, turns: int, per_call: int, concurrent: bool
+) -> tuple[list[float], Marks, int]:
+    """One caller: calls of ``per_call`` questions until it has asked ``turns``."""
     latencies: list[float] = []
-    marks: list[dict[str, float]] = []
-    rss_before = rss_mib(pid) if pid else None
-    started = time.monotonic()
+    marks: Marks = []
+    calls = 0
+    if concurrent:
+        await asyncio.sleep(random.uniform(0.0, 3.0))  # callers do not start together
+    pause = (0.4, 1.5) if concurrent else (0.6, 0.6)
     done = 0
     while done < turns:
-        batch = [spoken[(done + k) % len(spoken)] for k in range(min(per_call, turns - done))]
-        lat, mk = await one_call(base, batch)
+        batch = [
+            spoken[(first + done + k) % len(spoken)] for k in range(min(per_call, turns - done))
+        ]
+        lat, mk = await one_call(base, batch, pause)
         latencies += lat
         marks += mk
         done += len(batch)
+        calls += 1
         print(
-            f"  {done}/{turns} turns, last call p50 {percentile(lat, 50):.0f} ms", file=sys.stderr
+            f"  caller {first}: {done}/{turns} turns, last call p50 {percentile(lat, 50):.0f} ms",
+            file=sys.stderr,
         )
+    return latencies, marks, calls
+
+
+async def run(
+    base: str, turns: int, per_call: int, concurrent: int, pid: int | None
+) -> dict[str, Any]:
+    spoken = spoken_questions()
+    rss_before = rss_mib(pid) if pid else None
+    cpu_before = cpu_seconds(pid) if pid else None
+    models_before = await metrics_of(base, MODEL_CPU)
+    started = time.monotonic()
+    each = -(-turns // concurrent)  # every caller asks the same number of questions
+    results = await asyncio.gather(
+        *(caller(base, spoken, 3 * k, each, per_call, concurrent > 1) for k in range(concurrent))
+    )
+    latencies = [v for lat, _m, _c in results for v in lat]
+    marks = [v for _l, mk, _c in results for v in mk]
+    calls = sum(c for _l, _m, c in results)
     result: dict[str, Any] = {
         "machine": machine(),
+        "concurrent": concurrent,
+        "calls": calls,
         "turns": len(latencies),
         "seconds": round(time.monotonic() - started, 1),
         "voice_to_voice_ms": {
             "p50": round(percentile(latencies, 50)),
             "p95": round(percentile(latencies, 95)),
+            "p99": round(percentile(latencies, 99)),
             "min": round(min(latencies)),
             "max": round(max(latencies)),
         },
-        "server_stages_ms_p50": {
-            s: round(percentile([m[s] for m in marks if s in m], 50)) for s in STAGES
-        },
-        "server_stages_ms_p95": {
-            s: round(percentile([m[s] for m in marks if s in m], 95)) for s in STAGES
-        },
+        "server_stages_ms_p50": stage_percentiles(marks, 50),
+        "server_stages_ms_p95": stage_percentiles(marks, 95),
+    }
+    models = await metrics_of(base, MODEL_CPU)
+    by_model = {
+        key.partition('kind="')[2].rstrip('"}'): value - models_before.get(key, 0.0)
+        for key, value in models.items()
     }
     if pid:
-        result["server_rss_mib"] = {"before": round(rss_before or 0), "after": round(rss_mib(pid))}
+        cpu = cpu_seconds(pid) - (cpu_before or 0.0)
+        result["server_cpu_seconds"] = {
+            "total": round(cpu, 1),
+            "per_call": round(cpu / calls, 2),
+            "per_turn": round(cpu / len(latencies), 2),
+            # Where it went, per call: each model's jobs, and the rest of the
+            # process (event loop: media, VAD, the store; the landing's relay).
+            "per_call_by_part": {
+                **{k: round(v / calls, 2) for k, v in sorted(by_model.items())},
+                "rest": round((cpu - sum(by_model.values())) / calls, 2),
+            },
+        }
+        result["server_rss_mib"] = {
+            "before": round(rss_before or 0),
+            "after": round(rss_mib(pid)),
+            "peak": round(peak_rss_mib(pid)),
+        }
     return result
 
 
@@ -123,13 +201,16 @@ def main() -> None:
     )
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--turns-per-call", type=int, default=5)
+    parser.add_argument("--concurrent", type=int, default=1, help="callers talking at once")
     parser.add_argument("--url", help="a running voxfleet; default: start `voxfleet up`")
     args = parser.parse_args()
     if args.url:
-        result = asyncio.run(run(args.url, args.turns, args.turns_per_call, None))
+        result = asyncio.run(run(args.url, args.turns, args.turns_per_call, args.concurrent, None))
     else:
         with up_server() as (base, proc):
-            result = asyncio.run(run(base, args.turns, args.turns_per_call, proc.pid))
+            result = asyncio.run(
+                run(base, args.turns, args.turns_per_call, args.concurrent, proc.pid)
+            )
     print(json.dumps(result, indent=2))
 
 

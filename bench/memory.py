@@ -23,17 +23,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Microphone, machine, percentile, piper_question, rss_mib, up_server
+from bench.common import (
+    Microphone,
+    machine,
+    percentile,
+    piper_question,
+    rss_mib,
+    status_mib,
+    up_server,
+)
 from bench.latency import QUESTIONS
 from voxfleet.client import CallClient, Json
-
-
-def status_mib(pid: int, field: str) -> float:
-    """A ``/proc/<pid>/status`` field in MiB (VmRSS now, VmHWM the peak so far)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def connected(base: str, pid: int, calls: int) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from tests.audio import silence, tone
 from tests.support.calls import assert_every_reply_heard_whole, final, turn
 from tests.support.cluster import Cluster, cluster
 
-from bench.common import machine, percentile
+from bench.common import cpu_seconds, machine, metrics_of, percentile
 from voxfleet.client import CallClient
 
 POSTGRES = os.environ.get("VOXFLEET_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -368,12 +368,6 @@ async def relay(
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) process ``pid`` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def landing_pauses(base: str) -> dict[str, float]:
     """The landing's loop-lag and garbage-collection histograms, as counts of
     pauses over 5, 10, 20 and 50 ms (see voxfleet/observability/pauses.py)."""
@@ -540,18 +534,6 @@ async def flood(c: Cluster, seconds: float) -> dict[str, Any]:
         "reply_ms_under_flood": stats(under_flood),
         "flooding_calls_ended": ended,
         "victim_ended": victim.of_type("ended"),
-    }
-
-
-async def metrics_of(base: str, name: str) -> dict[str, float]:
-    import httpx
-
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{base}/metrics")).text
-    return {
-        line.split(" ")[0]: float(line.split(" ")[1])
-        for line in text.splitlines()
-        if line.startswith(name)
     }
 
 

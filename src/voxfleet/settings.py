@@ -149,9 +149,25 @@ class Settings(MonitorSettings):
     livekit_webhook_max_age_seconds: int = Field(
         300, ge=10, description="Older LiveKit webhooks (by their created_at) are refused."
     )
-    stt_threads: int = Field(2, ge=1)
-    llm_threads: int = Field(2, ge=1)
+    model_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Threads that run the local models' jobs at once, most urgent first "
+        "(0: one per core the process may use).",
+    )
+    stt_threads: int = Field(1, ge=1, description="CPU threads of one Whisper job.")
+    llm_threads: int = Field(1, ge=1, description="CPU threads of one llama.cpp step.")
+    tts_threads: int = Field(1, ge=1, description="CPU threads of one Piper synthesis.")
     llm_context: int = Field(2048, ge=256)
+    llm_sequences: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Conversations the local LLM keeps evaluated at once (one llama.cpp "
+        "context each, about 60 MiB at the default context size); more rooms than this "
+        "generate in turn.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"

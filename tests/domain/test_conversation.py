@@ -3,6 +3,8 @@ from one agent process to the next."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from voxfleet.domain.conversation import ConversationState, HistoryItem
@@ -44,10 +46,10 @@ def test_add_agent_ignores_empty_text() -> None:
     assert pairs(s.history) == [("user", "hello"), ("agent", "hi there")]
 
 
-def test_recent_merges_consecutive_items_of_one_role() -> None:
+def test_the_prompt_window_merges_consecutive_items_of_one_role() -> None:
     s = state(("user", "hi"), ("agent", "hello"), ("user", "a latte"), ("user", "large"))
     s.add_agent("sure")
-    assert pairs(s.recent(10)) == [
+    assert pairs(s.prompt_window(10)) == [
         ("user", "hi"),
         ("agent", "hello"),
         ("user", "a latte large"),
@@ -55,22 +57,32 @@ def test_recent_merges_consecutive_items_of_one_role() -> None:
     ]
 
 
-def test_recent_takes_the_last_n_items_before_merging() -> None:
-    s = state(("user", "u1"), ("agent", "a1"), ("user", "u2"), ("user", "u3"), ("agent", "a2"))
-    assert pairs(s.recent(3)) == [("user", "u2 u3"), ("agent", "a2")]
-    assert pairs(s.recent(2)) == [("user", "u3"), ("agent", "a2")]
-    assert pairs(s.recent(1)) == [("agent", "a2")]
+def test_the_prompt_window_moves_in_steps_so_the_next_prompt_starts_with_this_one() -> None:
+    s = state()
+    windows = []
+    for turn in range(1, 8):
+        s.add_user(f"u{turn}")
+        s.add_agent(f"a{turn}")
+        windows.append([text for _role, text in pairs(s.prompt_window(4))])
+    for shorter, longer in itertools.pairwise(windows):
+        # Either the next prompt starts with this one, or the window stepped on.
+        assert longer[: len(shorter)] == shorter or len(longer) == 4
+    assert all(4 <= len(w) <= 7 for w in windows[1:])
+    assert windows[-1][-1] == "a7"  # always up to the latest item
+    assert windows[2] == ["u1", "a1", "u2", "a2", "u3", "a3"]  # grown by the new turn
+    assert windows[3] == ["u3", "a3", "u4", "a4"]  # a step: the first 4 items left at once
+    assert windows[4] == ["u3", "a3", "u4", "a4", "u5", "a5"]  # grows again
 
 
-def test_recent_leaves_the_history_unchanged() -> None:
+def test_the_prompt_window_leaves_the_history_unchanged() -> None:
     s = state(("user", "one"), ("user", "two"), ("agent", "three"))
     before = s.model_copy(deep=True)
-    s.recent(10)
+    s.prompt_window(10)
     assert s == before
 
 
-def test_recent_zero_is_empty() -> None:
-    assert state(("user", "hi"), ("agent", "hello")).recent(0) == []
+def test_a_prompt_window_of_zero_is_empty() -> None:
+    assert state(("user", "hi"), ("agent", "hello")).prompt_window(0) == []
 
 
 def test_json_round_trip_keeps_everything() -> None:

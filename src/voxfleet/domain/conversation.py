@@ -62,15 +62,27 @@ class ConversationState(BaseModel):
         if text:
             self.history.append(HistoryItem(role="agent", text=text))
 
-    def recent(self, max_items: int) -> list[HistoryItem]:
-        """The tail of the history, merging consecutive items of one role (a caller
-        who spoke again before the agent answered)."""
-        merged: list[HistoryItem] = []
+    def prompt_window(self, max_items: int) -> list[HistoryItem]:
+        """The history a prompt carries (consecutive items of one role merged): at
+        least the last ``max_items`` items (all of them while there are no more),
+        at most ``2 * max_items - 1``.
+        Its start moves in steps of ``max_items``, not one item per turn, so
+        the prompt of the next turn starts with this one's and a model's prompt
+        cache only evaluates what is new; a window that slid by one item every
+        turn would make it evaluate the whole prompt again every turn."""
         if max_items <= 0:
-            return merged
-        for item in self.history[-max_items:]:
-            if merged and merged[-1].role == item.role:
-                merged[-1] = HistoryItem(role=item.role, text=f"{merged[-1].text} {item.text}")
-            else:
-                merged.append(item)
-        return merged
+            return []
+        start = max(0, (len(self.history) - max_items) // max_items * max_items)
+        return _merged(self.history[start:])
+
+
+def _merged(items: list[HistoryItem]) -> list[HistoryItem]:
+    merged: list[HistoryItem] = []
+    """Consecutive items of one role as one (a caller who spoke again before
+    the agent answered)."""
+    for item in items:
+        if merged and merged[-1].role == item.role:
+            merged[-1] = HistoryItem(role=item.role, text=f"{merged[-1].text} {item.text}")
+        else:
+            merged.append(item)
+    return merged

@@ -58,6 +58,24 @@ TURN_STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=LATENCY_BUCKETS,
 )
+MODEL_QUEUE_SECONDS = Histogram(
+    "voxfleet_model_queue_seconds",
+    "Time a local model job (a transcription, one token, one clause's synthesis) waited "
+    "for the agent's model scheduler, by urgency (critical, tail, background).",
+    ["level"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+)
+MODEL_BUSY_SECONDS = Counter(
+    "voxfleet_model_busy_seconds_total",
+    "Time the agent's local models spent working, by model (stt, llm, tts) and urgency: "
+    "its rate over the number of model workers is the share of them in use.",
+    ["kind", "level"],
+)
+MODEL_CPU_SECONDS = Counter(
+    "voxfleet_model_cpu_seconds_total",
+    "CPU time of the agent's local model jobs (their worker thread's), by model.",
+    ["kind"],
+)
 PAUSE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 GC_PAUSE_SECONDS = Histogram(
     "voxfleet_gc_pause_seconds",

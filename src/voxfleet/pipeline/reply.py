@@ -28,9 +28,10 @@ from voxfleet.observability.spans import ReplyRecord
 from voxfleet.pipeline.chunker import ClauseChunker, speakable
 from voxfleet.pipeline.playout import Playout
 from voxfleet.pipeline.tools import MAX_ROUNDS, Toolbox
-from voxfleet.providers.base import Providers
+from voxfleet.providers.base import LLM, Providers
 from voxfleet.providers.chat import ChatMessage, GenerationParams, ToolCall
 from voxfleet.providers.faults import ProviderFault
+from voxfleet.providers.urgency import Level, Urgency, use
 
 SendAudio = Callable[[bytes], Awaitable[None]]
 OnChunk = Callable[[str], Awaitable[None]]
@@ -50,6 +51,26 @@ def chat_messages(
     return messages
 
 
+class Prefill:
+    """A room's prefill of the prompt so far (``LLM.prefill``): at most one
+    waits for the models, and a reply that starts drops it, since the reply
+    evaluates its prompt itself and the prefill would only do it again."""
+
+    def __init__(self, llm: LLM, tasks: TaskSet) -> None:
+        self._llm = llm
+        self._tasks = tasks
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, messages: list[ChatMessage]) -> None:
+        self.drop()
+        self._task = self._tasks.spawn(self._llm.prefill(messages), "prefill")
+
+    def drop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
 class Reply:
     def __init__(
         self,
@@ -62,7 +83,10 @@ class Reply:
         fixed_text: str | None = None,
         history: Sequence[HistoryItem] = (),
         clock: Callable[[], float] = time.time,
+        speculative: bool = False,
     ) -> None:
+        """``speculative``: started while the caller may still be talking; its
+        model work waits behind every room's critical work until ``decided()``."""
         self._providers = providers
         self._profile = profile
         self._audio = audio
@@ -70,6 +94,7 @@ class Reply:
         self._history = list(history)
         self._clock = clock
         self.marks = LatencyMarks()
+        self.urgency = Urgency(Level.TAIL if speculative else Level.CRITICAL)
         self.record = ReplyRecord(clock())  # its provider calls and faults, for its trace
         self._text = user_text or ""
         self._heard = asyncio.Event()  # set once the caller's words are known
@@ -91,6 +116,10 @@ class Reply:
     def start(self, tasks: TaskSet) -> None:
         """Begin producing, in a task of ``tasks``."""
         self._task = tasks.spawn(self._produce(), "produce")
+
+    def decided(self) -> None:
+        """The caller's turn is over: this reply is the answer they wait for."""
+        self.urgency.decided()
 
     async def cancel(self) -> None:
         await cancel_and_wait(self._task)
@@ -137,6 +166,7 @@ class Reply:
     async def _produce(self) -> None:
         """Transcribe, generate and synthesize into the chunk queue. A provider
         failure ends production early; it is kept in ``failure``."""
+        use(self.urgency)  # the providers' model work runs at this reply's urgency
         try:
             if self._audio is not None:
                 stt = self._providers.stt
@@ -213,6 +243,7 @@ class Reply:
             pcm = await tts.synthesize(spoken, self._profile.speaking_rate, self._fault)
         if self.marks.tts_first_audio is None:
             self.marks.tts_first_audio = self._clock()
+            self.urgency.first_audio_ready()
         self._queued_speech = True
         self._chunks.put_nowait((spoken, pcm))
 

@@ -28,7 +28,7 @@ from voxfleet.observability.metrics import BARGE_INS, observe_turn
 from voxfleet.observability.tracing import FinishedTurn, record_turn
 from voxfleet.pipeline.incidents import barge_in, reply_events
 from voxfleet.pipeline.ports import OutboundLink, TurnSink
-from voxfleet.pipeline.reply import Reply, chat_messages
+from voxfleet.pipeline.reply import Prefill, Reply, chat_messages
 from voxfleet.providers.base import Providers
 
 log = get_logger(__name__)
@@ -72,6 +72,7 @@ class TurnTaker:
         self._clock = clock
         self._candidate: Reply | None = None  # produced at a pause, not yet released
         self._active: _Active | None = None  # released: thinking or speaking
+        self._prefill = Prefill(providers.llm, tasks)
 
     @property
     def idle(self) -> bool:
@@ -83,9 +84,9 @@ class TurnTaker:
         user_text: str | None = None,
         fixed_text: str | None = None,
         history: list[HistoryItem] | None = None,
+        speculative: bool = False,
     ) -> Reply:
-        if history is None:
-            history = self.state.recent(self._profile.generation.history_turns)
+        self._prefill.drop()  # the reply evaluates its prompt itself
         return Reply(
             self._providers,
             self._profile,
@@ -93,8 +94,9 @@ class TurnTaker:
             audio=audio,
             user_text=user_text,
             fixed_text=fixed_text,
-            history=history,
+            history=self._window() if history is None else history,
             clock=self._clock,
+            speculative=speculative,
         )
 
     # -- what the caller does -----------------------------------------------------
@@ -106,7 +108,7 @@ class TurnTaker:
 
     async def answer_pending(self) -> None:
         """Resumed mid-turn: answer what the caller already said."""
-        history: list[HistoryItem] = self.state.recent(self._profile.generation.history_turns)
+        history = self._window()
         text = history.pop().text if history and history[-1].role == "user" else ""
         reply = self._reply(user_text=text, history=history)
         await self._release(reply, speech_end=None)
@@ -120,7 +122,7 @@ class TurnTaker:
             await self.interrupt(notify=True)
 
     async def paused(self, audio: Float32Array) -> None:
-        self._candidate = self._reply(audio=audio)
+        self._candidate = self._reply(audio=audio, speculative=True)
         self._candidate.start(self._tasks)
         self._tasks.spawn(self._interim_caption(self._candidate), "interim")
 
@@ -133,6 +135,7 @@ class TurnTaker:
             reply = self._reply(audio=audio)
             reply.start(self._tasks)
         reply.marks.turn_decided = self._clock()
+        reply.decided()
         active = self._active = _Active(reply)
         active.task = self._spawn(self._answer(active, speech_end))
 
@@ -280,10 +283,12 @@ class TurnTaker:
             self._on_hang_up()
 
     def prefill(self) -> None:
-        """Let the LLM evaluate the prompt so far while the caller talks."""
-        history = self.state.recent(self._profile.generation.history_turns)
-        messages = chat_messages(self._profile, history)
-        self._tasks.spawn(self._providers.llm.prefill(messages), "prefill")
+        """Let the LLM evaluate the prompt so far while the caller talks (when
+        its models have nothing more urgent to do)."""
+        self._prefill.start(chat_messages(self._profile, self._window()))
+
+    def _window(self) -> list[HistoryItem]:
+        return self.state.prompt_window(self._profile.generation.history_turns)
 
     async def _say_state(self, state: AgentState) -> None:
         await self._link.send(State(state=state))

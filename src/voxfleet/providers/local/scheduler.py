@@ -1,0 +1,166 @@
+"""One scheduler for the local models of an agent process.
+
+Every room's transcription, generation step and synthesis runs here, on a
+few worker threads (one per core by default; each model runs a job on one
+thread, which costs 30-40% less CPU than spreading it over two: see
+docs/performance.md), the most urgent first (providers/urgency.py): the work
+between a caller's end of speech and the first audio of the reply goes before
+the tail of another room's reply, which goes before prefill and warm-up.
+Within a level, first come first served. Generation is cut in slices of one
+token, so a critical job waits behind at most one token of another room's
+reply, or one clause of synthesis, or one transcription.
+
+Jobs of one lane run one at a time, in order: a generation's tokens (its
+llama.cpp context is not thread-safe), and each model that must not run
+twice at once. A job whose caller stopped waiting before it started (a
+barge-in, a speculative transcription the caller talked over) is dropped
+unrun.
+
+Why not a thread pool per model, as before: on two cores, four rooms' replies
+then share the cores evenly, so every caller waits for everyone else's tail;
+and a job cannot be taken back from a thread pool."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+from voxfleet.observability.metrics import (
+    MODEL_BUSY_SECONDS,
+    MODEL_CPU_SECONDS,
+    MODEL_QUEUE_SECONDS,
+)
+from voxfleet.providers.urgency import Urgency, current
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Job:
+    urgency: Urgency
+    seq: int
+    work: Callable[[], object]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[object]
+    lane: object
+    kind: str
+    queued_at: float = field(default_factory=time.perf_counter)
+
+    def deliver(self, result: object, error: BaseException | None) -> None:
+        """Hand the outcome to the waiting coroutine (on its loop's thread)."""
+
+        def settle() -> None:
+            if self.future.done():  # it stopped waiting while the job ran
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+        self.loop.call_soon_threadsafe(settle)
+
+
+class ModelScheduler:
+    def __init__(self, workers: int = 1, name: str = "models") -> None:
+        self._name = name
+        self._workers = max(1, workers)
+        self._jobs: list[_Job] = []
+        self._running: set[object] = set()  # lanes with a job running
+        self._ready = threading.Condition()
+        self._seq = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self.busy_seconds = 0.0  # model time spent so far, all jobs
+
+    async def run(
+        self,
+        work: Callable[[], T],
+        urgency: Urgency | None = None,
+        lane: object = None,
+        kind: str = "model",
+    ) -> T:
+        """``work()`` on a models' thread, when its turn comes; its result.
+        ``lane``: jobs of the same lane never run at once (None: any); ``kind``
+        names the model in the metrics."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        lane = lane or object()
+        job = _Job(urgency or current(), next(self._seq), work, loop, future, lane, kind)
+        with self._ready:
+            self._jobs.append(job)
+            self._start()
+            self._ready.notify()
+        try:
+            return cast(T, await job.future)
+        except asyncio.CancelledError:
+            with self._ready:
+                if job in self._jobs:  # not started: it never runs
+                    self._jobs.remove(job)
+            raise
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued and not started."""
+        with self._ready:
+            return len(self._jobs)
+
+    def _start(self) -> None:
+        while len(self._threads) < self._workers:
+            name = f"{self._name}-{len(self._threads)}"
+            thread = threading.Thread(target=self._serve, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _next(self) -> _Job:
+        with self._ready:
+            while True:
+                free = [j for j in self._jobs if j.lane not in self._running]
+                if free:
+                    job = min(free, key=lambda j: (j.urgency.level, j.seq))
+                    self._jobs.remove(job)
+                    self._running.add(job.lane)
+                    return job
+                self._ready.wait()
+
+    def _done(self, job: _Job) -> None:
+        with self._ready:
+            self._running.discard(job.lane)
+            self._ready.notify_all()
+
+    def _serve(self) -> None:
+        while True:
+            job = self._next()
+            started, cpu = time.perf_counter(), time.thread_time()
+            level = job.urgency.level.name.lower()
+            MODEL_QUEUE_SECONDS.labels(level).observe(started - job.queued_at)
+            try:
+                result = job.work()
+            except BaseException as e:  # handed to the waiting coroutine, which raises it
+                job.deliver(None, e)
+            else:
+                job.deliver(result, None)
+            finally:
+                self._done(job)
+            spent = time.perf_counter() - started
+            self.busy_seconds += spent
+            MODEL_BUSY_SECONDS.labels(job.kind, level).inc(spent)
+            MODEL_CPU_SECONDS.labels(job.kind).inc(time.thread_time() - cpu)
+
+
+_shared: list[ModelScheduler] = []
+_making = threading.Lock()
+
+
+def scheduler(workers: int = 0) -> ModelScheduler:
+    """The process's scheduler: every local model of an agent process shares it.
+    The first call makes it, with ``workers`` threads (0: one per core this
+    process may use)."""
+    with _making:
+        if not _shared:
+            _shared.append(ModelScheduler(workers or len(os.sched_getaffinity(0))))
+        return _shared[0]
