@@ -17,6 +17,7 @@ from tests.roles.test_monitor_signin import ADMIN, PASSWORD
 from tests.support.calls import greeted_call, stored, turn
 from tests.support.redis_server import RedisServer
 from tests.support.server import app_server
+from voxfleet.client import CallClient
 from voxfleet.roles.runtime import Role
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +67,7 @@ async def test_sign_in_watch_end_a_call_then_find_it_in_history(
             browser = await pw.chromium.launch(
                 executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
             )
+            call: CallClient | None = None
             try:
                 page = await browser.new_page(viewport={"width": 1100, "height": 900})
                 problems = collect_problems(page)
@@ -98,7 +100,6 @@ async def test_sign_in_watch_end_a_call_then_find_it_in_history(
                 # The agents' turn sink writes a moment after the captions.
                 record = await stored(call, turns=3)  # greeting, the caller, the reply
                 assert (record["status"], record["end_reason"]) == ("ended", "operator_ended")
-                await call.close()
 
                 await page.goto(monitor + "/history")
                 listed = page.locator(f"#calls tbody tr[data-id='{call.call_id}']")
@@ -113,4 +114,6 @@ async def test_sign_in_watch_end_a_call_then_find_it_in_history(
                 await expect(page.locator("#timeline .wait")).to_have_count(1)
                 assert problems == []
             finally:
+                if call is not None:
+                    await call.close()
                 await browser.close()
