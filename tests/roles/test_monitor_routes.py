@@ -95,57 +95,65 @@ async def refused_socket(base: str, path: str, headers: dict[str, str]) -> tuple
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
+WHO = {"anonymous": {}, "scaling token": bearer(SCALING_TOKEN)}
+
+
+async def mount_wrong(http: httpx.AsyncClient, path: str, mount: Mount) -> list[str]:
+    url = a_file_of(path, mount)
+    r = await http.get(url)
+    if path in OPEN_MOUNTS:
+        assert r.status_code == 200, url
+        return []
+    return [f"GET {url} (mount {path}): {r.status_code}"] if r.status_code != 401 else []
+
+
+async def socket_wrong(base: str, path: str) -> list[str]:
+    wrong = []
+    for who, headers in WHO.items():
+        code, reason = await refused_socket(base, path, headers)
+        if code != 4401:
+            wrong.append(f"WS {path} as {who}: closed {code} {reason!r}")
+    return wrong
+
+
+async def http_wrong(http: httpx.AsyncClient, method: str, template: str) -> list[str]:
+    path = filled(template)
+    key = ("GET" if method == "HEAD" else method, template)
+    wrong = []
+    for who, headers in WHO.items():
+        r = await http.request(method, path, json={}, headers=headers)
+        if key in OPEN or (who == "scaling token" and key == SCALING_ONLY):
+            assert r.status_code not in (401, 403), f"{method} {path} is meant to be open to {who}"
+        elif r.status_code != 401 or (
+            method != "HEAD" and r.json()["error"]["code"] != "unauthorized"
+        ):
+            wrong.append(f"{method} {path} as {who}: {r.status_code}")
+    return wrong
+
+
 async def walk(app: FastAPI, base: str) -> list[str]:
     """Requests every route of ``app`` as nobody and as the scaling token;
     what is open that should not be, one line each."""
     wrong: list[str] = []
-    seen_open: set[tuple[str, str]] = set()
-    scaling_seen = False
+    served: set[tuple[str, str]] = set()
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         # FastAPI keeps included routers as such in app.routes; this flattens
         # them into the routes they serve, as its OpenAPI generator does.
         for route in iter_route_contexts(app.routes):
-            original = route.original_route
+            original, template = route.original_route, str(route.path)
             if isinstance(original, Mount):
-                url = a_file_of(str(route.path), original)
-                r = await http.get(url)
-                if route.path in OPEN_MOUNTS:
-                    assert r.status_code == 200, url
-                elif r.status_code != 401:
-                    wrong.append(f"GET {url} (mount {route.path}): {r.status_code}")
-                continue
-            template = str(route.path)
-            path = filled(template)
-            if isinstance(original, WebSocketRoute):
-                for who, headers in (("anonymous", {}), ("scaling token", bearer(SCALING_TOKEN))):
-                    code, reason = await refused_socket(base, path, headers)
-                    if code != 4401:
-                        wrong.append(f"WS {path} as {who}: closed {code} {reason!r}")
-                continue
-            assert isinstance(original, Route), f"a kind of route the walk does not know: {route}"
-            for method in sorted(route.methods or ()):
-                key = ("GET" if method == "HEAD" else method, template)
-                anonymous = await http.request(method, path, json={})
-                as_scaling = await http.request(
-                    method, path, json={}, headers=bearer(SCALING_TOKEN)
-                )
-                if key in OPEN:
-                    seen_open.add(key)
-                    assert anonymous.status_code != 401, f"{method} {path} is meant to be open"
-                    continue
-                scaling_seen |= key == SCALING_ONLY
-                for who, r in (("anonymous", anonymous), ("scaling token", as_scaling)):
-                    if who == "scaling token" and key == SCALING_ONLY:
-                        assert r.status_code == 200, r.text
-                        continue
-                    if r.status_code != 401 or (
-                        method != "HEAD" and r.json()["error"]["code"] != "unauthorized"
-                    ):
-                        wrong.append(f"{method} {path} as {who}: {r.status_code}")
-    assert scaling_seen, "the walk never met GET /api/scaling: is this the monitor's app?"
-    # Open entries that no route has any more: the allow-list must not rot.
+                wrong += await mount_wrong(http, template, original)
+            elif isinstance(original, WebSocketRoute):
+                wrong += await socket_wrong(base, filled(template))
+            else:
+                assert isinstance(original, Route), f"a route the walk does not know: {route}"
+                for method in sorted(route.methods or ()):
+                    served.add((method, template))
+                    wrong += await http_wrong(http, method, template)
+    assert SCALING_ONLY in served, "no GET /api/scaling: is this the monitor's app?"
+    # Allow-listed routes that are not served any more: the list must not rot.
     docs = {("GET", p) for p in ("/docs", "/docs/oauth2-redirect", "/redoc")}
-    missing = OPEN - seen_open - (set() if app.docs_url else docs)
+    missing = OPEN - served - (set() if app.docs_url else docs)
     assert not missing, f"allow-listed but not served: {sorted(missing)}"
     return wrong
 
