@@ -339,13 +339,115 @@ def test_deletion_cost_grants_the_agent_alone(rendered: dict[str, list[Obj]]) ->
     )
 
 
+def _rule(route: Obj, path: str) -> Obj:
+    (rule,) = [r for r in route["spec"]["rules"] if r["matches"][0]["path"]["value"] == path]
+    return rule
+
+
 def test_routes_keep_websockets_open(rendered: dict[str, list[Obj]]) -> None:
     (landing,) = find(rendered["production"], "HTTPRoute", "-landing")
-    ws = [r for r in landing["spec"]["rules"] if r["matches"][0]["path"]["value"] == "/ws/"]
-    assert ws[0]["timeouts"]["request"] == "1h"  # above VOXFLEET_MAX_CALL_SECONDS (1800)
+    ws = _rule(landing, "/ws/")
+    assert ws["timeouts"]["request"] == "1h"  # above VOXFLEET_MAX_CALL_SECONDS (1800)
     (ingress,) = find(rendered["livekit-cloud"], "Ingress")
     annotations = ingress["metadata"]["annotations"]
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 1800
+
+
+def test_the_monitors_live_view_gets_websocket_timeouts_too(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    """The dashboard's socket (/api/live) stays open as long as the page does;
+    a 30 s request timeout would cut it every 30 s."""
+    (monitor,) = find(rendered["production"], "HTTPRoute", "-monitor")
+    assert monitor["spec"]["hostnames"] == ["ops.example.com"]
+    live = _rule(monitor, "/api/live")
+    assert live["matches"][0]["path"]["type"] == "Exact"
+    assert live["timeouts"] == {"request": "1h", "backendRequest": "1h"}
+    assert live["backendRefs"] == [{"name": "rel-voxfleet-monitor", "port": 8082}]
+    assert _rule(monitor, "/")["timeouts"] == {"request": "30s"}  # everything else
+    # One Ingress for both hosts: its timeout annotations cover the monitor's host.
+    (ingress,) = find(rendered["livekit-cloud"], "Ingress")
+    hosts = {r["host"]: r for r in ingress["spec"]["rules"]}
+    backend = hosts["ops.example.com"]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "rel-voxfleet-monitor"
+    annotations = ingress["metadata"]["annotations"]
+    for name in ("proxy-read-timeout", "proxy-send-timeout"):
+        assert int(annotations[f"nginx.ingress.kubernetes.io/{name}"]) > 1800, name
+
+
+# -- traces ----------------------------------------------------------------------
+
+COLLECTOR = "http://otel-collector.observability:4318"
+COLLECTOR_CIDR = "10.9.0.0/16"  # a collector outside the cluster
+
+
+def _is_collector(peer: Obj) -> bool:
+    labels = peer.get("podSelector", {}).get("matchLabels", {})
+    return (
+        labels.get("app.kubernetes.io/name") == "opentelemetry-collector"
+        or peer.get("ipBlock", {}).get("cidr") == COLLECTOR_CIDR
+    )
+
+
+def _collector_egress(objects: list[Obj], role: str) -> list[Obj]:
+    """The rules of a role's policy that let it reach the collector's pods or addresses."""
+    (policy,) = find(objects, "NetworkPolicy", f"-{role}")
+    return [r for r in policy["spec"]["egress"] if any(_is_collector(p) for p in r["to"])]
+
+
+def test_tracing_sets_the_agents_endpoint_and_opens_their_egress_to_the_collector() -> None:
+    off = render({})
+    for role in ROLES:
+        container = _deployment(off, role)["spec"]["template"]["spec"]["containers"][0]
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in _env(container), role
+        assert _collector_egress(off, role) == [], role
+
+    on = render({"tracing": {"otlpEndpoint": COLLECTOR}})
+    agent = _deployment(on, "agent")["spec"]["template"]["spec"]["containers"][0]
+    assert _env(agent)["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == COLLECTOR
+    (rule,) = _collector_egress(on, "agent")
+    assert rule["ports"] == [{"port": 4318, "protocol": "TCP"}]
+    assert rule["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "opentelemetry-collector"}},
+        }
+    ]
+    # Only agents trace their turns: nothing else gets the variable or the path.
+    for role in ("landing", "monitor"):
+        container = _deployment(on, role)["spec"]["template"]["spec"]["containers"][0]
+        assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in _env(container), role
+        assert _collector_egress(on, role) == [], role
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port", "want"),
+    [
+        ("https://otlp.example.com/v1", None, 443),  # no port in the URL: the scheme's
+        ("http://collector.obs", None, 80),
+        ("http://collector.obs:4318", 14318, 14318),  # a Service mapping 4318 to 14318
+    ],
+)
+def test_the_collectors_port_follows_the_endpoint_unless_set(
+    endpoint: str, port: int | None, want: int
+) -> None:
+    collector: dict[str, Any] = {"cidrs": [COLLECTOR_CIDR]}
+    if port is not None:
+        collector["port"] = port
+    objects = render(
+        {"tracing": {"otlpEndpoint": endpoint}, "networkPolicy": {"otlpCollector": collector}}
+    )
+    (rule,) = _collector_egress(objects, "agent")
+    assert rule == {
+        "to": [{"ipBlock": {"cidr": COLLECTOR_CIDR}}],
+        "ports": [{"port": want, "protocol": "TCP"}],
+    }
+
+
+def test_values_schema_rejects_an_endpoint_that_is_not_an_http_url() -> None:
+    for bad in ("otel-collector:4318", "grpc://otel-collector:4317"):
+        message = _render_error({"tracing": {"otlpEndpoint": bad}})
+        assert "at '/tracing/otlpEndpoint'" in message, bad
 
 
 # -- refusing bad input ---------------------------------------------------------

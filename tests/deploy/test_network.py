@@ -1,7 +1,8 @@
 """The NetworkPolicies, analysed with network-config-analyzer: the connectivity
 it computes for the rendered policies and workloads (plus stand-ins for the
-ingress controller, KEDA, the metrics scraper, DNS and two strangers) equals the
-table in docs/deploy-aks.md, and nothing else reaches or leaves the release."""
+ingress controller, KEDA, the metrics scraper, DNS, an OpenTelemetry collector
+and two strangers) equals the table in docs/deploy-aks.md, and nothing else
+reaches or leaves the release."""
 
 from __future__ import annotations
 
@@ -33,16 +34,22 @@ STAND_INS = {
     ("kube-system", "keda-operator", "app", "keda-operator"): "KEDA operator",
     ("kube-system", "ama-metrics", "rsName", "ama-metrics"): "metrics scraper",
     ("kube-system", "coredns", "k8s-app", "kube-dns"): "DNS",
+    ("observability", "otel-collector", "app.kubernetes.io/name", "opentelemetry-collector"): (
+        "OTLP collector"
+    ),
     ("other", "stranger", "app", "stranger"): "stranger",
     (NAMESPACE, "neighbour", "app", "neighbour"): "neighbour",
 }
+TRACING = "`tracing.otlpEndpoint` set"  # the "when" of the collector's row
 Pair = tuple[str, str]
 Ports = set[tuple[str, int]]
 
 
-def _values(livekit: str) -> dict[str, Any]:
+def _values(livekit: str, tracing: bool) -> dict[str, Any]:
     cidrs = dict(CIDRS, LiveKit=LIVEKIT_CIDRS.get(livekit, "10.42.8.0/22"))
+    endpoint = "http://otel-collector.observability:4318" if tracing else ""
     return {
+        "tracing": {"otlpEndpoint": endpoint},
         "livekit": {
             "mode": livekit,
             "selfhosted": {"redisAddress": "redis:10000", "publicUrl": "wss://lk.example.com"},
@@ -65,8 +72,8 @@ def _pod(namespace: str, name: str, key: str, value: str) -> Obj:
     }
 
 
-def _computed(livekit: str, tmp_path: Path) -> dict[Pair, Ports]:
-    objects = render(_values(livekit))
+def _computed(livekit: str, tracing: bool, tmp_path: Path) -> dict[Pair, Ports]:
+    objects = render(_values(livekit, tracing))
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     # LiveKit runs on the host network, where NetworkPolicy does not apply.
     workloads = [
@@ -164,7 +171,7 @@ def _expand(protocol: str, specs: list[str]) -> Ports:
     return out
 
 
-def _documented(livekit: str) -> dict[Pair, Ports]:
+def _documented(livekit: str, tracing: bool) -> dict[Pair, Ports]:
     doc = (ROOT / "docs" / "deploy-aks.md").read_text()
     section = doc.split("## Network policies", 1)[1]
     table: dict[Pair, Ports] = defaultdict(set)
@@ -173,7 +180,7 @@ def _documented(livekit: str) -> dict[Pair, Ports]:
         if len(cells) != 5 or cells[0] in ("from", "---"):
             continue
         sources, dst, port_text, when, _why = cells
-        if when not in ("always", f"LiveKit {livekit}"):
+        if when not in ("always", f"LiveKit {livekit}", *([TRACING] if tracing else [])):
             continue
         ports: Ports = set()
         for item in port_text.split(", "):
@@ -184,10 +191,16 @@ def _documented(livekit: str) -> dict[Pair, Ports]:
     return dict(table)
 
 
-@pytest.mark.parametrize("livekit", ["none", "cloud", "selfhosted"])
-def test_connectivity_equals_the_documented_table(livekit: str, tmp_path: Path) -> None:
-    computed = _computed(livekit, tmp_path)
-    documented = _documented(livekit)
+@pytest.mark.parametrize(
+    ("livekit", "tracing"),
+    [("none", False), ("cloud", False), ("selfhosted", False), ("none", True)],
+    ids=["livekit-none", "livekit-cloud", "livekit-selfhosted", "tracing"],
+)
+def test_connectivity_equals_the_documented_table(
+    livekit: str, tracing: bool, tmp_path: Path
+) -> None:
+    computed = _computed(livekit, tracing, tmp_path)
+    documented = _documented(livekit, tracing)
     assert documented, "docs/deploy-aks.md has no network table"
     missing = {k: v for k, v in documented.items() if computed.get(k) != v}
     extra = {k for k in computed if k not in documented}
