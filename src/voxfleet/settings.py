@@ -89,6 +89,14 @@ class Settings(MonitorSettings):
     default_profile: str = "default"
     max_call_seconds: int = Field(1800, ge=10)
     agent_capacity: int = Field(4, ge=1, le=64)
+    agent_max_model_load: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="An agent with local models takes no new room (beyond its first) while "
+        "they were busy this share of the last 10 s: the rest of its capacity waits for "
+        "another agent, or for the load to fall.",
+    )
     agent_id: str | None = Field(None, description="Default: the host name plus a random tag.")
     pod_name: str | None = Field(
         None, description="This pod's name (Kubernetes downward API): keeps its deletion cost."

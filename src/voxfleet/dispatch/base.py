@@ -147,6 +147,8 @@ class AgentInfo(BaseModel):
     draining: bool
     seen: float  # epoch seconds of the last heartbeat
     loop_lag_ms: float | None = None  # worst event-loop lag of the last seconds, if measured
+    # Share of its local models' time busy over the last 10 s (None: hosted models).
+    model_load: float | None = None
 
 
 class AgentRegistry(ABC):

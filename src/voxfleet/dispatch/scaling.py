@@ -2,7 +2,14 @@
 
 demand = active + queued rooms; desired = ceil((demand + warm buffer) / rooms
 per agent), clamped to [min, max]. Pure, so the monitor's API, its Prometheus
-gauge and the tests all compute it the same way."""
+gauge and the tests all compute it the same way.
+
+Rooms per agent is measured where it can be: an agent with local models
+reports how busy they were (``model_load``), so one serving ``active`` rooms
+at load L could serve ``active * max_load / L`` at its load limit; the signal
+uses the mean of that over the agents that serve rooms, within [1, the
+configured capacity]. Four rooms that already fill an agent's models thus
+ask for a second agent before their callers wait, not after."""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import math
 
 from pydantic import BaseModel
 
-from voxfleet.dispatch.base import AgentRegistry, RoomDirectory, RoomQueue
+from voxfleet.dispatch.base import AgentInfo, AgentRegistry, RoomDirectory, RoomQueue
 from voxfleet.observability.metrics import (
     ACTIVE_ROOMS_TOTAL,
     DESIRED_AGENTS,
@@ -34,6 +41,20 @@ class ScalingSignal(BaseModel):
     desired_agents: int
 
 
+def measured_capacity(agent: AgentInfo, max_load: float) -> int:
+    """Rooms ``agent`` could serve at ``max_load`` by what its rooms cost now."""
+    load = agent.model_load
+    if not agent.active or not load or load <= 0.0:
+        return agent.capacity
+    return max(1, min(agent.capacity, math.floor(agent.active * max_load / load)))
+
+
+def has_room(agent: AgentInfo, max_load: float) -> int:
+    """New rooms ``agent`` takes now (none while its models are at the limit)."""
+    loaded = agent.active > 0 and (agent.model_load or 0.0) >= max_load
+    return 0 if loaded or not agent.ready else max(0, agent.capacity - agent.active)
+
+
 def desired_agents(
     active: int, queued: int, capacity: int, warm_buffer: int, minimum: int, maximum: int
 ) -> int:
@@ -55,8 +76,10 @@ async def scaling_signal(
     rooms = await directory.rooms()
     queued = await queue.depth()
     live = [a for a in agents if not a.draining]
-    capacity = max((a.capacity for a in live), default=settings.agent_capacity)
     s = settings
+    serving = [measured_capacity(a, s.agent_max_model_load) for a in live if a.active]
+    configured = max((a.capacity for a in live), default=s.agent_capacity)
+    capacity = math.floor(sum(serving) / len(serving)) if serving else configured
     signal = ScalingSignal(
         active_rooms=len(rooms),
         queued_rooms=queued,
@@ -64,7 +87,7 @@ async def scaling_signal(
         ready_agents=sum(1 for a in agents if a.ready),
         draining_agents=sum(1 for a in agents if a.draining),
         capacity_per_agent=capacity,
-        free_capacity=sum(max(0, a.capacity - a.active) for a in live if a.ready),
+        free_capacity=sum(has_room(a, s.agent_max_model_load) for a in live),
         warm_buffer=s.scaling_warm_buffer,
         min_agents=s.scaling_min_agents,
         max_agents=s.scaling_max_agents,

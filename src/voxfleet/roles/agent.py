@@ -20,7 +20,6 @@ from voxfleet.dispatch.base import AgentInfo, FencedStateStore, RoomJob, keep_be
 from voxfleet.dispatch.failover import reap_orphans
 from voxfleet.dispatch.handover import hand_over
 from voxfleet.dispatch.lease import keep_lease
-from voxfleet.domain.calls import EndReason
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profiles
 from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
@@ -37,8 +36,9 @@ from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.pipeline.ports import StreamPosition, TurnSink
 from voxfleet.pipeline.session import RoomSession
 from voxfleet.providers.base import Providers
+from voxfleet.providers.local.scheduler import models_load
 from voxfleet.roles.backends import Backends
-from voxfleet.roles.sink import call_is_live, state_from_store, takeover_event
+from voxfleet.roles.sink import call_is_live, end_room, state_from_store, takeover_event
 from voxfleet.settings import Settings
 from voxfleet.store.repository import CallStore
 from voxfleet.transport.bus_link import CALLER_GONE_SECONDS, new_epoch
@@ -57,6 +57,7 @@ class _Room:
 @dataclass(slots=True, frozen=True)
 class AgentConfig:
     capacity: int
+    max_load: float = 1.0  # see settings.agent_max_model_load
     agent_id: str | None = None
     endpointing: EndpointConfig | None = None
     caller_gone_after: float = CALLER_GONE_SECONDS
@@ -83,7 +84,7 @@ class AgentWorker:
         self._config = config
         self._tasks = TaskSet(self.agent_id)
         self._slots = asyncio.Semaphore(config.capacity)
-        self.rooms: dict[str, _Room] = {}
+        self._serving, self.rooms = 0, dict[str, _Room]()  # rooms claimed; rooms served
         self.draining = False
         self._hand_over_rooms = True
         self.ready = False
@@ -118,6 +119,10 @@ class AgentWorker:
             if self.draining:
                 self._slots.release()
                 return
+            if self._serving and (models_load() or 0.0) >= self._config.max_load:
+                self._slots.release()  # the models are busy: no new room for now
+                await asyncio.sleep(0.25)
+                continue
             try:
                 job = await queue.take(self.agent_id, timeout=1.0)
             except VoxfleetError as e:
@@ -132,6 +137,7 @@ class AgentWorker:
                         await queue.put(job.model_copy(update={"job_id": ""}))
                         await queue.done(job)
                 continue
+            self._serving += 1
             self._tasks.spawn(self._serve(job), job.room_id)
 
     def info(self) -> AgentInfo:
@@ -143,6 +149,7 @@ class AgentWorker:
             draining=self.draining,
             seen=time.time(),
             loop_lag_ms=RECENT_LAG.worst_ms(),
+            model_load=models_load(),
         )
 
     # -- one room ----------------------------------------------------------------
@@ -192,6 +199,7 @@ class AgentWorker:
                 failed = AgentFailed(epoch=new_epoch())
                 await b.bus.publish(room_control(room_id), encode(failed))
         finally:
+            self._serving -= 1
             self._slots.release()
 
     async def _run_room(
@@ -252,20 +260,12 @@ class AgentWorker:
                 self.rooms.pop(room_id, None)
                 ACTIVE_ROOMS.set(len(self.rooms))
         if session.hangup_reason is not None:
-            await self._end_room(room_id, session.hangup_reason)
+            await end_room(self._b.directory, self._calls, room_id, session.hangup_reason)
+            log.info(
+                "room ended", room=room_id, agent_id=self.agent_id, reason=session.hangup_reason
+            )
         else:
             log.info("room left", room=room_id, agent_id=self.agent_id)
-
-    async def _end_room(self, room_id: str, reason: str) -> None:
-        """The call is over: forget the room. When its edge went silent, the edge
-        cannot record the end, so the agent does; and when the agent hung up, the
-        edge may be gone too (the first reason recorded stays)."""
-        with contextlib.suppress(VoxfleetError):
-            await self._b.directory.end_room(room_id)
-        if reason in (EndReason.CALLER_DISCONNECTED.value, EndReason.AGENT_ENDED.value):
-            with contextlib.suppress(VoxfleetError):
-                await self._calls.end_call(room_id, EndReason(reason), time.time())
-        log.info("room ended", room=room_id, agent_id=self.agent_id, reason=reason)
 
     # -- drain ---------------------------------------------------------------------
 

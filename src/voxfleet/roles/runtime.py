@@ -205,6 +205,7 @@ class Runtime:
             store,
             AgentConfig(
                 capacity=self.settings.agent_capacity,
+                max_load=self.settings.agent_max_model_load,
                 agent_id=self.settings.agent_id,
                 endpointing=self._endpointing,
                 caller_gone_after=self.settings.caller_gone_seconds,

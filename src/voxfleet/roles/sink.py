@@ -9,10 +9,12 @@ with backoff, so none are lost while the process lives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 from voxfleet.aio import Backoff, TaskSet
-from voxfleet.dispatch.base import RoomJob
-from voxfleet.domain.calls import CallStatus, Turn
+from voxfleet.dispatch.base import RoomDirectory, RoomJob
+from voxfleet.domain.calls import CallStatus, EndReason, Turn
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.events import CallEvent, Detail, EventKind
 from voxfleet.errors import VoxfleetError
@@ -133,3 +135,14 @@ async def state_from_store(calls: CallStore, job: RoomJob) -> ConversationState 
         return None
     log.warning("room state lost, rebuilt from the store", room=job.room_id)
     return ConversationState.from_turns(job.room_id, job.profile, call.turns)
+
+
+async def end_room(directory: RoomDirectory, calls: CallStore, room_id: str, reason: str) -> None:
+    """An agent's room is over: forget it. When its edge went silent, the edge
+    cannot record the end, so the agent does; and when the agent hung up, the
+    edge may be gone too (the first reason recorded stays)."""
+    with contextlib.suppress(VoxfleetError):
+        await directory.end_room(room_id)
+    if reason in (EndReason.CALLER_DISCONNECTED.value, EndReason.AGENT_ENDED.value):
+        with contextlib.suppress(VoxfleetError):
+            await calls.end_call(room_id, EndReason(reason), time.time())

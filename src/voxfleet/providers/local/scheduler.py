@@ -27,6 +27,7 @@ import itertools
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
@@ -39,6 +40,7 @@ from voxfleet.observability.metrics import (
 from voxfleet.providers.urgency import Urgency, current
 
 T = TypeVar("T")
+LOAD_WINDOW_S = 10.0  # the load an agent reports and budgets by: its models' last seconds
 
 
 @dataclass(eq=False)
@@ -66,6 +68,33 @@ class _Job:
         self.loop.call_soon_threadsafe(settle)
 
 
+class BusyWindow:
+    """How long the workers were busy over the last ``seconds`` (jobs running
+    now count up to now). Not thread-safe: the scheduler's lock guards it."""
+
+    def __init__(self, seconds: float = LOAD_WINDOW_S) -> None:
+        self.seconds = seconds
+        self._spans: deque[tuple[float, float]] = deque()
+        self._open: dict[int, float] = {}
+
+    def start(self, key: int, now: float) -> None:
+        self._open[key] = now
+
+    def finish(self, key: int, now: float) -> None:
+        self._spans.append((self._open.pop(key, now), now))
+        self._trim(now)
+
+    def busy(self, now: float) -> float:
+        self._trim(now)
+        since = now - self.seconds
+        closed = sum(end - max(begin, since) for begin, end in self._spans)
+        return closed + sum(now - max(begin, since) for begin in self._open.values())
+
+    def _trim(self, now: float) -> None:
+        while self._spans and self._spans[0][1] <= now - self.seconds:
+            self._spans.popleft()
+
+
 class ModelScheduler:
     def __init__(self, workers: int = 1, name: str = "models") -> None:
         self._name = name
@@ -75,7 +104,7 @@ class ModelScheduler:
         self._ready = threading.Condition()
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
-        self.busy_seconds = 0.0  # model time spent so far, all jobs
+        self._busy = BusyWindow()
 
     async def run(
         self,
@@ -109,6 +138,13 @@ class ModelScheduler:
         with self._ready:
             return len(self._jobs)
 
+    def load(self) -> float:
+        """The share of the workers' time spent on jobs over the last
+        ``LOAD_WINDOW_S`` seconds: 0 idle, 1 every worker busy all the time."""
+        with self._ready:
+            busy = self._busy.busy(time.monotonic())
+        return min(1.0, busy / (self._workers * self._busy.seconds))
+
     def _start(self) -> None:
         while len(self._threads) < self._workers:
             name = f"{self._name}-{len(self._threads)}"
@@ -124,12 +160,14 @@ class ModelScheduler:
                     job = min(free, key=lambda j: (j.urgency.level, j.seq))
                     self._jobs.remove(job)
                     self._running.add(job.lane)
+                    self._busy.start(job.seq, time.monotonic())
                     return job
                 self._ready.wait()
 
     def _done(self, job: _Job) -> None:
         with self._ready:
             self._running.discard(job.lane)
+            self._busy.finish(job.seq, time.monotonic())
             self._ready.notify_all()
 
     def _serve(self) -> None:
@@ -147,13 +185,20 @@ class ModelScheduler:
             finally:
                 self._done(job)
             spent = time.perf_counter() - started
-            self.busy_seconds += spent
             MODEL_BUSY_SECONDS.labels(job.kind, level).inc(spent)
             MODEL_CPU_SECONDS.labels(job.kind).inc(time.thread_time() - cpu)
 
 
 _shared: list[ModelScheduler] = []
 _making = threading.Lock()
+
+
+def models_load() -> float | None:
+    """The load of the process's local models (ModelScheduler.load), or None
+    when it has none (hosted providers only: their work is not our CPU)."""
+    with _making:
+        models = _shared[0] if _shared else None
+    return None if models is None else models.load()
 
 
 def scheduler(workers: int = 0) -> ModelScheduler:

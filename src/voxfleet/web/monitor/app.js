@@ -68,7 +68,8 @@ function render(state) {
   for (const agent of state.agents.values()) {
     const row = agents.insertRow();
     cell(row, agent.agent_id);
-    cell(row, `${agent.active} / ${agent.capacity}`);
+    const load = agent.model_load == null ? '' : `, models ${Math.round(agent.model_load * 100)}% busy`;
+    cell(row, `${agent.active} / ${agent.capacity}${load}`);
     cell(row, agent.draining ? 'draining' : agent.ready ? 'ready' : 'starting');
     const lag = agent.loop_lag_ms == null ? '' : `, loop lag ${agent.loop_lag_ms} ms`;
     cell(row, `${Math.max(0, Math.round(Date.now() / 1000 - agent.seen))} s ago${lag}`);
