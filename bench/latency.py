@@ -78,10 +78,17 @@ def spoken_questions() -> Spoken:
 
 
 async def one_call(
-    base: str, questions: Spoken, pause: tuple[float, float] = (0.6, 0.6)
+    base: str,
+    questions: Spoken,
+    pause: tuple[float, float] = (0.6, 0.6),
+    waits: list[float] | None = None,
 ) -> tuple[list[float], list[dict[str, float]]]:
+    """One call of ``questions``; its voice-to-voice latencies and the server's
+    marks. ``waits`` gets the call's wait for an agent (ms, from ``ready``)."""
+    waits = [] if waits is None else waits
     call = CallClient(base)
     await call.start()
+    waits.append(float(str((call.ready or {}).get("wait_ms", 0.0))))
     latencies: list[float] = []
     await call.wait_for(agent_final(0), timeout=60)
     async with Microphone(call) as mic:
@@ -112,7 +119,13 @@ def stage_percentiles(marks: Marks, q: float) -> dict[str, int]:
 
 
 async def caller(
-    base: str, spoken: Spoken, first: int, turns: int, per_call: int, concurrent: bool
+    base: str,
+    spoken: Spoken,
+    first: int,
+    turns: int,
+    per_call: int,
+    concurrent: bool,
+    waits: list[float],
 ) -> tuple[list[float], Marks, int]:
     """One caller: calls of ``per_call`` questions until it has asked ``turns``."""
     latencies: list[float] = []
@@ -126,7 +139,7 @@ async def caller(
         batch = [
             spoken[(first + done + k) % len(spoken)] for k in range(min(per_call, turns - done))
         ]
-        lat, mk = await one_call(base, batch, pause)
+        lat, mk = await one_call(base, batch, pause, waits)
         latencies += lat
         marks += mk
         done += len(batch)
@@ -147,8 +160,12 @@ async def run(
     models_before = await metrics_of(base, MODEL_CPU)
     started = time.monotonic()
     each = -(-turns // concurrent)  # every caller asks the same number of questions
+    waits: list[float] = []
     results = await asyncio.gather(
-        *(caller(base, spoken, 3 * k, each, per_call, concurrent > 1) for k in range(concurrent))
+        *(
+            caller(base, spoken, 3 * k, each, per_call, concurrent > 1, waits)
+            for k in range(concurrent)
+        )
     )
     latencies = [v for lat, _m, _c in results for v in lat]
     marks = [v for _l, mk, _c in results for v in mk]
@@ -166,6 +183,9 @@ async def run(
             "min": round(min(latencies)),
             "max": round(max(latencies)),
         },
+        # A call waits for an agent while the agent's models are at their load
+        # limit (VOXFLEET_AGENT_MAX_MODEL_LOAD): it is queued, not answered slowly.
+        "agent_wait_ms": {"p50": round(percentile(waits, 50)), "max": round(max(waits))},
         "server_stages_ms_p50": stage_percentiles(marks, 50),
         "server_stages_ms_p95": stage_percentiles(marks, 95),
     }
