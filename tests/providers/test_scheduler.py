@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
+from pathlib import Path
 
 import pytest
 
-from voxfleet.providers.local.scheduler import ModelScheduler
+from voxfleet.providers.local.scheduler import ModelScheduler, usable_cores
 from voxfleet.providers.urgency import BACKGROUND, Level, Urgency, current, use
 
 pytestmark = pytest.mark.unit
@@ -138,3 +140,13 @@ async def test_two_workers_run_two_lanes_at_once_but_never_one_lane_twice() -> N
         *(models.run(functools.partial(job, lane), lane=lane) for lane in "abababab")
     )
     assert most == {"a": 1, "b": 1, "both": 2}
+
+
+def test_workers_follow_the_cgroup_cpu_limit(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")  # a limit of 1.5 CPUs: two workers at most
+    assert usable_cores(cpu_max) == min(cores, 2)
+    cpu_max.write_text("max 100000\n")
+    assert usable_cores(cpu_max) == cores
+    assert usable_cores(tmp_path / "missing") == cores

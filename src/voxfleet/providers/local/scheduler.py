@@ -23,13 +23,16 @@ and a job cannot be taken back from a thread pool."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import math
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar, cast
 
 from voxfleet.observability.metrics import (
@@ -207,5 +210,16 @@ def scheduler(workers: int = 0) -> ModelScheduler:
     process may use)."""
     with _making:
         if not _shared:
-            _shared.append(ModelScheduler(workers or len(os.sched_getaffinity(0))))
+            _shared.append(ModelScheduler(workers or usable_cores()))
         return _shared[0]
+
+
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may use: its CPU affinity, capped by its cgroup's CPU
+    quota (a Kubernetes CPU limit of 2 on a 16-core node means 2), rounded up."""
+    cores = len(os.sched_getaffinity(0))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    return cores
