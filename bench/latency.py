@@ -154,6 +154,7 @@ async def caller(
 async def run(
     base: str, turns: int, per_call: int, concurrent: int, pid: int | None
 ) -> dict[str, Any]:
+    random.seed(concurrent)  # the same starts and pauses for the same N, run after run
     spoken = spoken_questions()
     rss_before = rss_mib(pid) if pid else None
     cpu_before = cpu_seconds(pid) if pid else None
