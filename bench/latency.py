@@ -228,7 +228,9 @@ def main() -> None:
     if args.url:
         result = asyncio.run(run(args.url, args.turns, args.turns_per_call, args.concurrent, None))
     else:
-        with up_server() as (base, proc):
+        # Room for every caller: whether the agent takes one is its load budget's call.
+        capacity = {"VOXFLEET_AGENT_CAPACITY": str(max(4, args.concurrent))}
+        with up_server(capacity) as (base, proc):
             result = asyncio.run(
                 run(base, args.turns, args.turns_per_call, args.concurrent, proc.pid)
             )
