@@ -24,6 +24,7 @@ from voxfleet.domain.calls import EndReason
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profiles
 from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
+from voxfleet.messages.live import LiveKind, room_event
 from voxfleet.messages.room import AgentFailed, Attached, encode
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import (
@@ -233,17 +234,13 @@ class AgentWorker:
                     )
                 )
                 DISPATCH_SECONDS.observe(max(0.0, time.time() - job.enqueued_at))
+                self._b.events.emit(room_event(LiveKind.ATTACHED, room_id, self.agent_id))
                 if job.handover_from:
                     HANDOVERS.inc()
                 if job.resume:
                     await self._sink.event(takeover_event(job, self.agent_id, rebuilt, time.time()))
-                log.info(
-                    "room attached",
-                    room=room_id,
-                    agent_id=self.agent_id,
-                    resume=job.resume,
-                    handover=job.handover_from is not None,
-                )
+                how = {"resume": job.resume, "handover": job.handover_from is not None}
+                log.info("room attached", room=room_id, agent_id=self.agent_id, **how)
                 if self.draining and self._hand_over_rooms:
                     self._spawn_handover(room_id)
                 await session.run()
@@ -265,6 +262,7 @@ class AgentWorker:
         if reason in (EndReason.CALLER_DISCONNECTED.value, EndReason.AGENT_ENDED.value):
             with contextlib.suppress(VoxfleetError):
                 await self._calls.end_call(room_id, EndReason(reason), time.time())
+        self._b.events.emit(room_event(LiveKind.ENDED, room_id, self.agent_id, reason=reason))
         log.info("room ended", room=room_id, agent_id=self.agent_id, reason=reason)
 
     # -- drain ---------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""The agent's side of the live view: each room event (attached, a stored
+turn, a failover, the end) goes out on the bus topic ``monitor/events`` for
+every monitor replica (messages/live.py).
+
+Fire and forget: ``emit`` never waits and never raises. Events wait in a
+bounded buffer (the oldest dropped and counted when it is full) and one task
+publishes them; while Redis is down they are dropped after a short try,
+since the store keeps the record and the monitors' poll catches up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+
+from voxfleet.aio import TaskSet
+from voxfleet.bus.base import Bus, live_events
+from voxfleet.domain.calls import Turn
+from voxfleet.domain.events import CallEvent
+from voxfleet.messages.live import LiveEvent, of_call_event, of_turn
+from voxfleet.observability.logging import get_logger
+from voxfleet.observability.metrics import LIVE_EVENTS
+from voxfleet.pipeline.ports import TurnSink
+
+log = get_logger(__name__)
+BUFFER = 1000  # events waiting to be published; beyond it the oldest go
+PUBLISH_TIMEOUT_S = 0.5  # a batch not out by then is dropped
+
+
+class LiveEvents:
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+        self._buffer: deque[LiveEvent] = deque(maxlen=BUFFER)
+        self._ready = asyncio.Event()
+        self._tasks = TaskSet("live-events")
+        self._publisher: asyncio.Task[None] | None = None
+        self._failing = False
+        self.published = 0
+        self.dropped = 0
+
+    def emit(self, event: LiveEvent) -> None:
+        if len(self._buffer) == self._buffer.maxlen:
+            self.dropped += 1
+            LIVE_EVENTS.labels("dropped").inc()
+        self._buffer.append(event)
+        self._ready.set()
+        if self._publisher is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell
+                self._publisher = self._tasks.spawn(self._run(), "publisher")
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            batch = list(self._buffer)
+            self._buffer.clear()
+            await self._publish(batch)
+
+    async def _publish(self, batch: list[LiveEvent]) -> None:
+        topic = live_events()
+        sends = [self._bus.publish(topic, e.encode()) for e in batch]
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                # Together: the Redis bus sends one tick's publishes in one pipeline.
+                results = await asyncio.gather(*sends, return_exceptions=True)
+            error = next((r for r in results if isinstance(r, BaseException)), None)
+        except TimeoutError as e:
+            error = e
+        if error is not None:  # a bus error, a timeout or a bug: never the call's problem
+            self.dropped += len(batch)
+            LIVE_EVENTS.labels("dropped").inc(len(batch))
+            if not self._failing:
+                log.warning("live events not published", count=len(batch), error=repr(error))
+            self._failing = True
+            return
+        if self._failing:
+            log.info("live events published again")
+        self._failing = False
+        self.published += len(batch)
+        LIVE_EVENTS.labels("published").inc(len(batch))
+
+    async def close(self) -> None:
+        await self._tasks.cancel_all()
+
+
+class PublishingTurnSink(TurnSink):
+    """A turn sink that also tells the live view: each turn and call event goes
+    to ``inner`` (the store) and, as a small event, to every monitor."""
+
+    def __init__(self, inner: TurnSink, events: LiveEvents) -> None:
+        self._inner = inner
+        self._events = events
+
+    async def record(self, turn: Turn) -> None:
+        await self._inner.record(turn)
+        self._events.emit(of_turn(turn))
+
+    async def event(self, event: CallEvent) -> None:
+        await self._inner.event(event)
+        self._events.emit(of_call_event(event))
