@@ -5,15 +5,17 @@ fresh PostgreSQL database):
     ./vf bench fanout [--dashboards 200] [--calls 50] [--seconds 60]
 
 Dashboards (WebSocket clients of GET /api/live with the admin API key, split
-evenly over the 2 replicas) run in 2 processes of their own; the calls run
-here, each taking a turn of scripted speech every 2-6 s, so their agents keep
-storing turns and publishing `turn` events. For each event that happened in
-the measured window: the delay from its own time (`at`, stamped by the agent)
-to its arrival at each dashboard, and whether every dashboard got it. Also
-the CPU each monitor replica used per wall second (/proc/<pid>/stat), and the
-live view's cost on an agent: the CPU one event costs the agent to build and
-publish (measured here, on the cluster's Redis, as the agent does it) times
-the events per room per second of the run, as % of one core per room.
+evenly over the 2 replicas) run in 4 processes of their own (--client-procs),
+and a fifth reads the same events straight off Redis; the calls run here,
+each taking a turn of scripted speech after pauses of 1-5 s, so their agents
+keep storing turns and publishing `turn` events. For each event that happened
+in the measured window: the delay from its own time (`at`, stamped by the
+agent) to its arrival at each dashboard (and at the Redis reader: the agent's
+and Redis's share), and whether every dashboard got it. Also the cores each
+process used per wall second (/proc/<pid>/stat), and the live view's cost on
+an agent: the CPU one event costs the agent to build and publish (measured
+here, on the cluster's Redis, as the agent does it) times the events per room
+per second of the run, as % of one core per room.
 
 PostgreSQL: VOXFLEET_TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test.
 """
@@ -178,13 +180,14 @@ async def publish_cost(redis_url: str, events: int = 1000, every: float = 0.002)
 
 
 async def fanout(
-    c: Cluster, replicas: list[Proc], n_dash: int, n_calls: int, seconds: float
+    c: Cluster, replicas: list[Proc], n_dash: int, n_calls: int, seconds: float, n_procs: int
 ) -> dict[str, Any]:
     urls = [p.url.replace("http://", "ws://") + "/api/live" for p in replicas]
-    procs = [
-        start_dashboards(urls, n_dash // 2, c.redis.url),
-        start_dashboards(urls[::-1], n_dash - n_dash // 2),
-    ]
+    # Each process opens its share alternately on the replicas; the last one only
+    # reads the events off Redis.
+    shares = [n_dash // n_procs + (i < n_dash % n_procs) for i in range(n_procs)]
+    procs = [start_dashboards(urls[i % 2 :] + urls[: i % 2], n) for i, n in enumerate(shares)]
+    procs.append(start_dashboards(urls, 0, c.redis.url))
     for proc in procs:
         assert proc.stdout is not None
         line = await asyncio.to_thread(proc.stdout.readline)
@@ -202,7 +205,7 @@ async def fanout(
 
     assert c.landing is not None
     watched = {p.name: p.popen.pid for p in [*replicas, *c.agents.values(), c.landing]}
-    watched |= {f"dashboards-{i + 1}": proc.pid for i, proc in enumerate(procs)}
+    watched |= {f"dashboards-{i + 1}": proc.pid for i, proc in enumerate(procs[:-1])}
     watched["bench (callers)"] = os.getpid()
     load_before = os.getloadavg()
     cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
@@ -261,6 +264,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--agents", type=int, default=2)
+    parser.add_argument(
+        "--client-procs", type=int, default=4, help="processes the dashboards run in"
+    )
     parser.add_argument("--dashboards-of", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
@@ -276,7 +282,8 @@ def main() -> None:
     ):
         assert c.monitor is not None
         replicas = [c.monitor, c.start_monitor("monitor-2")]
-        result = r.run(fanout(c, replicas, args.dashboards, args.calls, args.seconds))
+        measured = fanout(c, replicas, args.dashboards, args.calls, args.seconds, args.client_procs)
+        result = r.run(measured)
     print(json.dumps({"benchmark": "fanout", "machine": machine(), **shape, **result}, indent=2))
 
 
