@@ -17,6 +17,7 @@ from tests.support.server import free_port
 from voxfleet.bus.memory import InProcessBus
 from voxfleet.bus.redis import RedisBus
 from voxfleet.dispatch.scaling import ScalingSignal
+from voxfleet.errors import DispatchUnavailable
 from voxfleet.messages.live import LiveKind, room_event
 from voxfleet.roles.live_events import BUFFER, LiveEvents
 from voxfleet.roles.live_hub import OUTBOX_LIMIT, LiveHub, Outbox
@@ -33,14 +34,18 @@ def scaling() -> ScalingSignal:
 
 
 class Rooms:
-    """The snapshot the hub reads: whatever rooms the test puts here."""
+    """The snapshot the hub reads: whatever rooms the test puts here; ``failing``
+    makes each read raise as Redis would while it is down."""
 
     def __init__(self) -> None:
         self.rooms: list[str] = []
         self.reads = 0
+        self.failing = False
 
     async def __call__(self) -> Snapshot:
         self.reads += 1
+        if self.failing:
+            raise DispatchUnavailable("redis is unreachable")
         rooms = {r: LiveRoom(room_id=r, agent_id="a1", state="served") for r in self.rooms}
         return Snapshot(rooms=rooms, agents={}, scaling=scaling())
 
@@ -154,6 +159,34 @@ async def test_a_stuck_dashboard_does_not_hold_up_another_and_is_resynced(
         await stuck.until(before + 1)
         assert stuck.got[-1]["call_id"] == "c_last"
         assert stuck.got[-1]["detail"] == {"reason": "caller_ended"}
+    finally:
+        await events.close()
+        for w in writers:
+            w.cancel()
+
+
+async def test_a_failed_snapshot_read_keeps_the_dashboards_and_the_events_flowing(
+    hub: tuple[LiveHub, InProcessBus, Rooms],
+) -> None:
+    live, bus, rooms = hub
+    board = Dashboard()
+    writers = await dashboards_on(live, board)
+    events = LiveEvents(bus)
+    try:
+        await board.until(1, "snapshot")
+        rooms.failing = True
+        reads = rooms.reads
+        events.emit(room_event(LiveKind.ATTACHED, "c_one", "a1"))  # asks for a re-read
+        await board.until(1)
+        async with asyncio.timeout(WAIT):
+            while rooms.reads == reads:  # noqa: ASYNC110 - bounded poll
+                await asyncio.sleep(0.01)
+        events.emit(room_event(LiveKind.ENDED, "c_one", "a1", reason="caller_ended"))
+        await board.until(2)
+        rooms.failing, rooms.rooms = False, ["c_two"]
+        events.emit(room_event(LiveKind.ATTACHED, "c_two", "a1"))
+        await board.until(1, "changes")
+        assert [m["type"] for m in board.got] == ["snapshot", "event", "event", "event", "changes"]
     finally:
         await events.close()
         for w in writers:
