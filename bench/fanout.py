@@ -167,6 +167,9 @@ async def publish_cost(redis_url: str, events: int = 1000, every: float = 0.002)
             if emit:
                 live.emit(of_turn(stored))
             await asyncio.sleep(every)
+        async with asyncio.timeout(10):
+            while emit and live.published + live.dropped < events:  # noqa: ASYNC110
+                await asyncio.sleep(every)  # the last ones are on their way
         return time.process_time() - started
 
     idle = await run(emit=False)
