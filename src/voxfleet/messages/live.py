@@ -22,7 +22,7 @@ from voxfleet.domain.events import CallEvent, Detail
 class LiveKind(StrEnum):
     ATTACHED = "attached"  # an agent took the room (first time, failover or handover)
     ENDED = "ended"  # the agent saw the call end; detail.reason
-    TURN = "turn"  # a turn was stored; detail: seq, speaker, interrupted, latency ms
+    TURN = "turn"  # a turn went to the store; detail: seq, speaker, interrupted, latency ms
     FAILOVER = "failover"
     HANDOVER = "handover"
     RESUME = "resume"
