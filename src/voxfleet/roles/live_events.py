@@ -10,7 +10,6 @@ since the store keeps the record and the monitors' poll catches up."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 
 from voxfleet.aio import TaskSet
@@ -35,6 +34,7 @@ class LiveEvents:
         self._tasks = TaskSet("live-events")
         self._publisher: asyncio.Task[None] | None = None
         self._failing = False
+        self._closed = False
         self.published = 0
         self.dropped = 0
 
@@ -44,9 +44,8 @@ class LiveEvents:
             LIVE_EVENTS.labels("dropped").inc()
         self._buffer.append(event)
         self._ready.set()
-        if self._publisher is None:
-            with contextlib.suppress(RuntimeError):  # no running loop: nobody to tell
-                self._publisher = self._tasks.spawn(self._run(), "publisher")
+        if (self._publisher is None or self._publisher.done()) and not self._closed:
+            self._publisher = self._tasks.spawn(self._run(), "publisher")
 
     async def _run(self) -> None:
         while True:
@@ -63,23 +62,23 @@ class LiveEvents:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 # Together: the Redis bus sends one tick's publishes in one pipeline.
                 results = await asyncio.gather(*sends, return_exceptions=True)
-            error = next((r for r in results if isinstance(r, BaseException)), None)
         except TimeoutError as e:
-            error = e
-        if error is not None:  # a bus error, a timeout or a bug: never the call's problem
-            self.dropped += len(batch)
-            LIVE_EVENTS.labels("dropped").inc(len(batch))
-            if not self._failing:
-                log.warning("live events not published", count=len(batch), error=repr(error))
-            self._failing = True
-            return
-        if self._failing:
+            results = [e] * len(batch)
+        # A bus error, a timeout or a bug: never the call's problem.
+        errors = [r for r in results if isinstance(r, BaseException)]
+        sent = len(batch) - len(errors)
+        self.published += sent
+        self.dropped += len(errors)
+        LIVE_EVENTS.labels("published").inc(sent)
+        LIVE_EVENTS.labels("dropped").inc(len(errors))
+        if errors and not self._failing:
+            log.warning("live events not published", count=len(errors), error=repr(errors[0]))
+        elif self._failing and not errors:
             log.info("live events published again")
-        self._failing = False
-        self.published += len(batch)
-        LIVE_EVENTS.labels("published").inc(len(batch))
+        self._failing = bool(errors)
 
     async def close(self) -> None:
+        self._closed = True
         await self._tasks.cancel_all()
 
 
