@@ -59,6 +59,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14, 15)
 
 
+def busy_cores_so_far() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICK  # less idle and iowait
+
+
 # -- the dashboards' side (its own process) ------------------------------------
 
 
@@ -212,6 +218,7 @@ async def fanout(
     watched["bench (callers)"] = os.getpid()
     load_before = os.getloadavg()
     cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    busy_before = busy_cores_so_far()
     wall_start = time.time()
     tell(f"start {wall_start}")
     until = time.monotonic() + seconds
@@ -224,6 +231,7 @@ async def fanout(
         for name, pid in watched.items()
     }
     load_after = os.getloadavg()
+    busy = (busy_cores_so_far() - busy_before) / (wall_stop - wall_start)
     results = []
     for proc in procs:
         out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
@@ -253,6 +261,8 @@ async def fanout(
         "event_to_redis_subscriber_ms": stats(on_bus),
         "cores_used": cpu,
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "machine_busy_cores": round(busy, 2),
+        "busy_cores_not_ours": round(busy - sum(cpu.values()), 2),
         "agent_cpu_us_per_event": round(cost * 1e6, 1),
         "events_per_room_per_s": round(per_room, 3),
         "agent_core_pct_per_room": round(cost * per_room * 100, 5),
