@@ -2,9 +2,10 @@
 topic ``monitor/events``, and what the monitor passes on to each dashboard
 unchanged: ``{"type": "event", "kind", "call_id", "at", "agent_id", "detail"}``.
 
-``at`` is when the agent noted it (epoch seconds, the agent's clock), so a
-dashboard can tell how late the event reached it (a call event's own time,
-which may be earlier, stays in the store). No transcript text travels
+``at`` is when the agent noted it (epoch seconds, the agent's clock; for a
+turn or a call event: once stored), so a dashboard can tell how late the
+event reached it (a call event's own time, which may be earlier, stays in
+the store). No transcript text travels
 here: the snapshot carries the caller's last words to signed-in users."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from voxfleet.domain.events import CallEvent, Detail
 class LiveKind(StrEnum):
     ATTACHED = "attached"  # an agent took the room (first time, failover or handover)
     ENDED = "ended"  # the agent saw the call end; detail.reason
-    TURN = "turn"  # a turn went to the store; detail: seq, speaker, interrupted, latency ms
+    TURN = "turn"  # a turn was stored; detail: seq, speaker, interrupted, latency ms
     FAILOVER = "failover"
     HANDOVER = "handover"
     RESUME = "resume"
@@ -76,3 +77,7 @@ def of_call_event(event: CallEvent, agent_id: str | None = None) -> LiveEvent:
         agent_id=agent_id,
         detail=dict(event.detail),
     )
+
+
+def of_stored(item: Turn | CallEvent) -> LiveEvent:
+    return of_turn(item) if isinstance(item, Turn) else of_call_event(item)

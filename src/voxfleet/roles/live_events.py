@@ -1,6 +1,7 @@
 """The agent's side of the live view: each room event (attached, a stored
-turn, a failover, the end) goes out on the bus topic ``monitor/events`` for
-every monitor replica (messages/live.py).
+turn or call event, the end) goes out on the bus topic ``monitor/events``
+for every monitor replica (messages/live.py). The agent worker emits the
+room's; its turn sink (roles/sink.py) what it has stored.
 
 Fire and forget: ``emit`` never waits and never raises. Events wait in a
 bounded buffer (the oldest dropped and counted when it is full) and one task
@@ -14,12 +15,9 @@ from collections import deque
 
 from voxfleet.aio import TaskSet
 from voxfleet.bus.base import Bus, live_events
-from voxfleet.domain.calls import Turn
-from voxfleet.domain.events import CallEvent
-from voxfleet.messages.live import LiveEvent, of_call_event, of_turn
+from voxfleet.messages.live import LiveEvent
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import LIVE_EVENTS
-from voxfleet.pipeline.ports import TurnSink
 
 log = get_logger(__name__)
 BUFFER = 1000  # events waiting to be published; beyond it the oldest go
@@ -37,6 +35,11 @@ class LiveEvents:
         self._closed = False
         self.published = 0
         self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        """Events emitted and not yet handed to the bus."""
+        return len(self._buffer)
 
     def emit(self, event: LiveEvent) -> None:
         if len(self._buffer) == self._buffer.maxlen:
@@ -80,20 +83,3 @@ class LiveEvents:
     async def close(self) -> None:
         self._closed = True
         await self._tasks.cancel_all()
-
-
-class PublishingTurnSink(TurnSink):
-    """A turn sink that also tells the live view: each turn and call event goes
-    to ``inner`` (the store) and, as a small event, to every monitor."""
-
-    def __init__(self, inner: TurnSink, events: LiveEvents) -> None:
-        self._inner = inner
-        self._events = events
-
-    async def record(self, turn: Turn) -> None:
-        await self._inner.record(turn)
-        self._events.emit(of_turn(turn))
-
-    async def event(self, event: CallEvent) -> None:
-        await self._inner.event(event)
-        self._events.emit(of_call_event(event))

@@ -29,7 +29,6 @@ from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentConfig, AgentWorker
 from voxfleet.roles.agent_control import agent_control, obey_drain_requests
 from voxfleet.roles.backends import Backends, build_backends
-from voxfleet.roles.live_events import PublishingTurnSink
 from voxfleet.roles.live_hub import LiveHub
 from voxfleet.roles.live_snapshot import RoomDetails, SnapshotReader
 from voxfleet.roles.login_limit import LoginLimiter
@@ -204,13 +203,13 @@ class Runtime:
         self._tracing = start_tracing()
         self.providers = providers
         history = CallHistory(session_factory(self.engine)) if self.engine else None
-        self.sink = StoreTurnSink(store, history=history)
+        self.sink = StoreTurnSink(store, history=history, live=self.backends.events)
         self.sink.start()
         self.worker = AgentWorker(
             providers,
             self.profiles,
             self.backends,
-            PublishingTurnSink(self.sink, self.backends.events),
+            self.sink,
             store,
             AgentConfig(
                 capacity=self.settings.agent_capacity,
