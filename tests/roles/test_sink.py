@@ -8,8 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from voxfleet.bus.base import live_events
+from voxfleet.bus.memory import InProcessBus
 from voxfleet.domain.calls import Speaker, Turn
 from voxfleet.errors import StoreUnavailable, VoxfleetError
+from voxfleet.messages.live import LiveEvent
+from voxfleet.roles.live_events import LiveEvents
 from voxfleet.roles.sink import StoreTurnSink
 from voxfleet.store.repository import CallStore
 
@@ -115,6 +119,29 @@ async def test_flush_is_false_while_the_store_is_down_then_true(
     await sink.record(turn(2))
     assert await sink.flush(WAIT)
     assert store.seqs() == [0, 1, 2]
+
+
+async def test_a_turn_is_told_to_the_live_view_once_it_is_written(store: ScriptedStore) -> None:
+    bus = InProcessBus()
+    live = LiveEvents(bus)
+    sink = StoreTurnSink(store, max_backoff=0.01, live=live)
+    sink.start()
+    try:
+        async with await bus.subscribe(live_events()) as heard:
+            store.gate = asyncio.Event()
+            await sink.record(turn(1))
+            await asyncio.wait_for(store.writing.wait(), WAIT)  # being written, not yet done
+            assert (live.pending, live.published) == (0, 0)
+            store.gate.set()
+            raw = await heard.get(WAIT)
+            assert raw is not None
+            event = LiveEvent.model_validate_json(raw)
+            assert (event.kind, event.call_id, event.detail["seq"]) == ("turn", "c_1", 1)
+            assert event.detail["speaker"] == "agent"
+    finally:
+        await close(sink, 0.1)
+        await live.close()
+        await bus.close()
 
 
 async def test_flush_with_nothing_recorded_is_true(sink: StoreTurnSink) -> None:

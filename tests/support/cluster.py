@@ -59,6 +59,7 @@ class Cluster:
     agents: dict[str, Proc] = field(default_factory=dict)
     landing: Proc | None = None
     monitor: Proc | None = None
+    replicas: list[Proc] = field(default_factory=list)  # more monitors (start_monitor)
 
     def _spawn(self, name: str, args: list[str], port: int, env: dict[str, str]) -> Proc:
         log = self.workdir / f"{name}.log"
@@ -81,6 +82,12 @@ class Cluster:
             {"VOXFLEET_AGENT_ID": name, **env},
         )
         self.agents[name] = proc
+        return proc
+
+    def start_monitor(self, name: str) -> Proc:
+        """Another monitor replica on the same Redis and database."""
+        proc = self._spawn(name, ["monitor"], free_port(), {})
+        self.replicas.append(proc)
         return proc
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -123,7 +130,7 @@ class Cluster:
         raise TimeoutError(f"no agent serves {room_id}")
 
     def stop(self) -> None:
-        procs = [*self.agents.values(), self.landing, self.monitor]
+        procs = [*self.agents.values(), self.landing, self.monitor, *self.replicas]
         for proc in procs:
             if proc is not None and proc.alive():
                 proc.popen.send_signal(signal.SIGKILL)
@@ -138,7 +145,7 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.log.read_text()[-4000:]}"
-            for p in [*self.agents.values(), self.landing, self.monitor]
+            for p in [*self.agents.values(), self.landing, self.monitor, *self.replicas]
             if p is not None
         )
 

@@ -110,3 +110,8 @@ def room_down(room_id: str) -> str:
 def room_control(room_id: str) -> str:
     """Between edge and agents, both ways: ticks, replay requests, failures."""
     return f"room/{room_id}/control"
+
+
+def live_events() -> str:
+    """Agents -> every monitor replica: what just happened to a room, for the live view."""
+    return "monitor/events"

@@ -159,3 +159,16 @@ def observe_turn(marks: LatencyMarks) -> None:
             TURN_STAGE_SECONDS.labels(stage).observe(seconds)
     if marks.first_audio_sent is not None:
         VOICE_TO_VOICE_SECONDS.observe(marks.first_audio_sent - marks.speech_end)
+
+
+LIVE_DASHBOARDS = Gauge("voxfleet_live_dashboards", "Live view sockets open on this monitor.")
+LIVE_EVENTS = Counter(
+    "voxfleet_live_events_total",
+    "Room events on the live view: published (by this agent), dropped (not published: "
+    "buffer full or Redis down), received (by this monitor, fanned out to its dashboards).",
+    ["outcome"],
+)
+LIVE_RESYNCS = Counter(
+    "voxfleet_live_resyncs_total",
+    "Dashboards too slow for the live view: their backlog dropped, a fresh snapshot sent.",
+)

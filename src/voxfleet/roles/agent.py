@@ -23,6 +23,7 @@ from voxfleet.dispatch.lease import keep_lease
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.profiles import Profiles
 from voxfleet.errors import LeaseLost, RoomEnded, VoxfleetError
+from voxfleet.messages.live import LiveKind, room_event
 from voxfleet.messages.room import AgentFailed, Attached, encode
 from voxfleet.observability.logging import get_logger
 from voxfleet.observability.metrics import (
@@ -241,17 +242,13 @@ class AgentWorker:
                     )
                 )
                 DISPATCH_SECONDS.observe(max(0.0, time.time() - job.enqueued_at))
+                self._b.events.emit(room_event(LiveKind.ATTACHED, room_id, self.agent_id))
                 if job.handover_from:
                     HANDOVERS.inc()
                 if job.resume:
                     await self._sink.event(takeover_event(job, self.agent_id, rebuilt, time.time()))
-                log.info(
-                    "room attached",
-                    room=room_id,
-                    agent_id=self.agent_id,
-                    resume=job.resume,
-                    handover=job.handover_from is not None,
-                )
+                how = {"resume": job.resume, "handover": job.handover_from is not None}
+                log.info("room attached", room=room_id, agent_id=self.agent_id, **how)
                 if self.draining and self._hand_over_rooms:
                     self._spawn_handover(room_id)
                 await session.run()
@@ -259,13 +256,11 @@ class AgentWorker:
                 await cancel_and_wait(keeper)
                 self.rooms.pop(room_id, None)
                 ACTIVE_ROOMS.set(len(self.rooms))
-        if session.hangup_reason is not None:
-            await end_room(self._b.directory, self._calls, room_id, session.hangup_reason)
-            log.info(
-                "room ended", room=room_id, agent_id=self.agent_id, reason=session.hangup_reason
-            )
-        else:
-            log.info("room left", room=room_id, agent_id=self.agent_id)
+        reason = session.hangup_reason
+        if reason is not None:
+            await end_room(self._b.directory, self._calls, room_id, reason)
+            self._b.events.emit(room_event(LiveKind.ENDED, room_id, self.agent_id, reason=reason))
+        log.info("room ended" if reason else "room left", room=room_id, reason=reason)
 
     # -- drain ---------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ registry. Redis when ``VOXFLEET_REDIS_URL`` is set, in-process otherwise."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -15,6 +15,7 @@ from voxfleet.dispatch.memory import (
     InProcessRoomDirectory,
     InProcessRoomQueue,
 )
+from voxfleet.roles.live_events import LiveEvents
 from voxfleet.settings import Settings
 
 
@@ -25,6 +26,10 @@ class Backends:
     directory: RoomDirectory
     registry: AgentRegistry
     redis: Redis | None = None
+    events: LiveEvents = field(init=False)  # what agents tell the monitors' live view
+
+    def __post_init__(self) -> None:
+        self.events = LiveEvents(self.bus)
 
     @property
     def distributed(self) -> bool:
@@ -39,6 +44,7 @@ class Backends:
             return False
 
     async def close(self) -> None:
+        await self.events.close()
         await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()

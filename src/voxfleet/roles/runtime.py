@@ -29,6 +29,8 @@ from voxfleet.roles.admission import CallAdmission
 from voxfleet.roles.agent import AgentConfig, AgentWorker
 from voxfleet.roles.agent_control import agent_control, obey_drain_requests
 from voxfleet.roles.backends import Backends, build_backends
+from voxfleet.roles.live_hub import LiveHub
+from voxfleet.roles.live_snapshot import RoomDetails, SnapshotReader
 from voxfleet.roles.login_limit import LoginLimiter
 from voxfleet.roles.pod_cost import PodDeletionCost
 from voxfleet.roles.sessions import SessionStore, build_sessions
@@ -101,9 +103,13 @@ class Runtime:
             self.sessions = build_sessions(
                 settings.session_idle_seconds, settings.session_max_seconds, self.backends.redis
             )
+        self.live_hub: LiveHub | None = None  # the live view's one feed on this replica
         if Role.MONITOR in roles and self.engine is not None:
             self.accounts = Accounts(UserStore(session_factory(self.engine)))
             self.login = LoginLimiter(settings)
+            details = RoomDetails(self.store, CallHistory(session_factory(self.engine)))
+            reader = SnapshotReader(self.backends, settings, details)
+            self.live_hub = LiveHub(reader, self.backends.bus)
         self.landing = self._landing_parts() if Role.LANDING in roles else None
         self.providers: Providers | None = None
         self.worker: AgentWorker | None = None
@@ -172,6 +178,8 @@ class Runtime:
         finally:
             await self.drain()
             await self._tasks.cancel_all()
+            if self.live_hub is not None:
+                await self.live_hub.close()
             if self.sink is not None:
                 await self.sink.close()
             if self.providers is not None:
@@ -195,7 +203,7 @@ class Runtime:
         self._tracing = start_tracing()
         self.providers = providers
         history = CallHistory(session_factory(self.engine)) if self.engine else None
-        self.sink = StoreTurnSink(store, history=history)
+        self.sink = StoreTurnSink(store, history=history, live=self.backends.events)
         self.sink.start()
         self.worker = AgentWorker(
             providers,

@@ -4,7 +4,9 @@ is claimed.
 
 A call never waits on the database: turns queue here and are written in the
 background; when the database is unreachable they stay queued and are retried
-with backoff, so none are lost while the process lives."""
+with backoff, so none are lost while the process lives. Once written, each
+is told to the monitors' live view (roles/live_events.py): when the event
+arrives, the store already has what it announces."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from voxfleet.domain.calls import CallStatus, EndReason, Turn
 from voxfleet.domain.conversation import ConversationState
 from voxfleet.domain.events import CallEvent, Detail, EventKind
 from voxfleet.errors import VoxfleetError
+from voxfleet.messages.live import of_stored
 from voxfleet.observability.logging import get_logger
 from voxfleet.pipeline.ports import TurnSink
+from voxfleet.roles.live_events import LiveEvents
 from voxfleet.store.history import CallHistory
 from voxfleet.store.repository import CallStore
 
@@ -28,10 +32,15 @@ log = get_logger(__name__)
 
 class StoreTurnSink(TurnSink):
     def __init__(
-        self, store: CallStore, max_backoff: float = 5.0, history: CallHistory | None = None
+        self,
+        store: CallStore,
+        max_backoff: float = 5.0,
+        history: CallHistory | None = None,
+        live: LiveEvents | None = None,
     ) -> None:
         self._store = store
         self._history = history  # None: events are not kept
+        self._live = live  # None: nobody is told
         self._queue: asyncio.Queue[Turn | CallEvent] = asyncio.Queue()
         self._max_backoff = max_backoff
         self._tasks = TaskSet("turn-sink")
@@ -62,6 +71,8 @@ class StoreTurnSink(TurnSink):
             while True:
                 try:
                     await self._write(item)
+                    if self._live is not None:
+                        self._live.emit(of_stored(item))
                     break
                 except VoxfleetError as e:
                     if not e.retryable:
