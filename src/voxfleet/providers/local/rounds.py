@@ -106,7 +106,8 @@ class Rounds:
         """A generation of ``tokens`` on ``sequence``, keeping the longest start of
         them its cache holds. None of it is evaluated yet: rounds do that."""
         if len(tokens) + 1 > self.per_sequence:
-            raise ValueError(f"prompt of {len(tokens)} tokens exceeds the {self.per_sequence}")
+            limit = self.per_sequence
+            raise ValueError(f"a prompt of {len(tokens)} tokens; a conversation holds {limit}")
         kept = self.keep(sequence, tokens)
         sampler = Sampler(params, self.model.n_vocab())
         generation = Generation(sequence, tokens[kept:], params, urgency, sampler)
