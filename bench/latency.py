@@ -57,6 +57,7 @@ QUESTIONS = [
 Marks = list[dict[str, float]]
 Spoken = list[tuple[str, bytes]]
 MODEL_CPU = "voxfleet_model_cpu_seconds_total{"
+LLM_TOKENS = "voxfleet_llm_tokens_total "
 STAGES = ("stt_done", "llm_first_token", "tts_first_audio", "first_audio_sent")
 
 
@@ -159,6 +160,7 @@ async def run(
     rss_before = rss_mib(pid) if pid else None
     cpu_before = cpu_seconds(pid) if pid else None
     models_before = await metrics_of(base, MODEL_CPU)
+    tokens_before = sum((await metrics_of(base, LLM_TOKENS)).values())
     started = time.monotonic()
     each = -(-turns // concurrent)  # every caller asks the same number of questions
     waits: list[float] = []
@@ -191,6 +193,7 @@ async def run(
         "server_stages_ms_p95": stage_percentiles(marks, 95),
     }
     models = await metrics_of(base, MODEL_CPU)
+    tokens = sum((await metrics_of(base, LLM_TOKENS)).values()) - tokens_before
     by_model = {
         key.partition('kind="')[2].rstrip('"}'): value - models_before.get(key, 0.0)
         for key, value in models.items()
@@ -208,6 +211,9 @@ async def run(
                 "rest": round((cpu - sum(by_model.values())) / calls, 2),
             },
         }
+        if tokens:  # the local LLM's tokens, and its jobs' CPU for each
+            result["llm_tokens"] = round(tokens)
+            result["llm_cpu_ms_per_token"] = round(1000 * by_model.get("llm", 0.0) / tokens, 2)
         result["server_rss_mib"] = {
             "before": round(rss_before or 0),
             "after": round(rss_mib(pid)),

@@ -176,6 +176,12 @@ class Settings(MonitorSettings):
         "context each, about 60 MiB at the default context size); more rooms than this "
         "generate in turn.",
     )
+    llm_batching: bool = Field(
+        False,
+        description="The local LLM steps every room's generation together, one llama.cpp "
+        "decode per token of all rooms (one context, a sequence per conversation), "
+        "instead of a decode per room's token.",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "console"

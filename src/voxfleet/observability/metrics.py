@@ -76,6 +76,10 @@ MODEL_CPU_SECONDS = Counter(
     "CPU time of the agent's local model jobs (their worker thread's), by model.",
     ["kind"],
 )
+LLM_TOKENS = Counter(
+    "voxfleet_llm_tokens_total",
+    "Tokens the agent's local LLM generated (pieces of text), for its CPU per token.",
+)
 PAUSE_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 GC_PAUSE_SECONDS = Histogram(
     "voxfleet_gc_pause_seconds",

