@@ -12,30 +12,16 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 
-from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.providers.local import rounds
-from voxfleet.providers.local.llm import LOOKAHEAD, ContextPool, Prompt, model_path
+from voxfleet.providers.local.llm import LOOKAHEAD, ContextPool, Prompt, SmolLM, model_path
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
-from voxfleet.settings import Settings
 
 BATCH = 256  # tokens of one round: prompt chunks of new generations, one per generating room
 
 
-class BatchedLLM(LLM):
-    name = "smollm2-135m"
-    capabilities = Capabilities(streaming=True, prompt_cache=True)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BatchedLLM:
-        return cls(
-            settings.llm_threads,
-            settings.llm_context,
-            settings.llm_sequences,
-            scheduler(settings.model_workers),
-        )
-
+class BatchedLLM(SmolLM):
     def __init__(
         self,
         threads: int = 1,

