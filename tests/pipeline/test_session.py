@@ -251,3 +251,27 @@ async def test_resumed_room_answers_pending_turn_without_greeting() -> None:
     assert reply["seq"] == 2
     assert reply["text"].startswith("You said utterance 1.0 seconds")
     assert all(m.get("text") != "Hi." for m in h.link.of_type("transcript"))
+
+
+class CountingTTS(ScriptedTTS):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def _synthesize(self, text: str, rate: float) -> bytes:
+        self.texts.append(text)
+        return await super()._synthesize(text, rate)
+
+
+async def test_a_greeting_is_synthesized_once_per_agent_and_heard_whole_on_every_call() -> None:
+    tts = CountingTTS()
+    shared = Providers(vad=EnergyVAD(), stt=ScriptedSTT(), llm=ScriptedLLM(), tts=tts)
+    heard = []
+    for room in ("r1", "r2", "r3"):
+        state = ConversationState(room_id=room, profile="test")
+        async with Harness(greeting="Welcome to the line.", state=state, using=shared) as h:
+            await h.link.wait_for(lambda m: m["type"] == "transcript" and m["final"])
+        heard.append(h.link.audio_bytes)
+        assert finals(h.link, "agent")[0]["text"] == "Welcome to the line."
+    assert tts.texts.count("Welcome to the line.") == 1
+    assert heard[0] > 0 and heard == [heard[0]] * 3

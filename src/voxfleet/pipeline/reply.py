@@ -37,6 +37,7 @@ SendAudio = Callable[[bytes], Awaitable[None]]
 OnChunk = Callable[[str], Awaitable[None]]
 OnFirstAudio = Callable[[], Awaitable[None]]
 _END = None
+MAX_LINES = 64  # fixed lines (greetings) whose audio an agent keeps
 
 
 def chat_messages(
@@ -175,7 +176,7 @@ class Reply:
                 self.marks.stt_done = self._clock()
                 self._heard.set()
             if self._fixed_text is not None:
-                await self._synthesize(self._fixed_text)
+                await self._synthesize(self._fixed_text, remember=True)
             elif self._text:
                 await self._generate(self._text)
                 if not self._queued_speech and not self.tools.end_requested:
@@ -234,13 +235,21 @@ class Reply:
             if self.tools.end_requested and "".join(text).strip():
                 return  # it said goodbye with the call: nothing more to ask it
 
-    async def _synthesize(self, text: str) -> None:
+    async def _synthesize(self, text: str, remember: bool = False) -> None:
+        """``remember``: a fixed line, said the same way on every call: its
+        audio is made once per agent process and reused."""
         spoken = speakable(text)
         if not spoken:
             return
-        tts = self._providers.tts
-        with self.record.timing("tts", tts.name, tts.model, self._clock):
-            pcm = await tts.synthesize(spoken, self._profile.speaking_rate, self._fault)
+        rate = self._profile.speaking_rate
+        lines = self._providers.lines
+        pcm = lines.get((spoken, rate)) if remember else None
+        if pcm is None:
+            tts = self._providers.tts
+            with self.record.timing("tts", tts.name, tts.model, self._clock):
+                pcm = await tts.synthesize(spoken, rate, self._fault)
+            if remember and len(lines) < MAX_LINES:
+                lines[spoken, rate] = pcm
         if self.marks.tts_first_audio is None:
             self.marks.tts_first_audio = self._clock()
             self.urgency.first_audio_ready()

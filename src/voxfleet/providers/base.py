@@ -241,6 +241,9 @@ class Providers:
     llm: LLM
     tts: TTS
     canned: dict[str, bytes] = field(default_factory=dict)  # text -> its audio, made once
+    # A fixed line's audio (a profile's greeting), by (text, speaking rate): made
+    # at its first call and reused, since every call of a profile says it.
+    lines: dict[tuple[str, float], bytes] = field(default_factory=dict)
 
     async def prepare_phrases(self, texts: Iterable[str]) -> None:
         """Synthesize what the agent says when providers fail (apologies), now,
