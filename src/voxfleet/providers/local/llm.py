@@ -17,7 +17,7 @@ import asyncio
 import threading
 from abc import abstractmethod
 from collections import deque
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, Self, TypeVar
 
@@ -27,6 +27,7 @@ from llama_cpp import Llama
 from voxfleet.observability.metrics import LLM_TOKENS
 from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
+from voxfleet.providers.local.kv_shift import PromptTokens, shift_to
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 from voxfleet.settings import Settings
@@ -50,19 +51,42 @@ class Slot:
         self.used = 0  # when it was last taken, for least-recently-used ties
 
     def shared(self, prompt: Prompt) -> int:
-        """Characters at the start of ``prompt`` this context has evaluated."""
-        total = 0
-        for mine, theirs in zip(self.prompt, prompt, strict=False):
-            if mine != theirs:
-                break
-            total += len(theirs["content"]) + 1
+        """Characters of ``prompt`` this context has evaluated and keeps: its
+        start, and when the prompt's window stepped past older turns, the
+        turns after them (kv_shift.py), so a room finds its own context
+        again after a step rather than another room's."""
+        mine, total, i = self.prompt, 0, 0
+        while i < min(len(mine), len(prompt)) and mine[i] == prompt[i]:
+            total += len(prompt[i]["content"]) + 1
+            i += 1
+        if i < len(prompt) and prompt[i] in mine[i + 1 :]:
+            k = mine.index(prompt[i], i + 1)
+            while k < len(mine) and i < len(prompt) and mine[k] == prompt[i]:
+                total += len(prompt[i]["content"]) + 1
+                i, k = i + 1, k + 1
         return total
 
 
 class _Context(Slot):
-    def __init__(self, llama: Llama) -> None:
+    def __init__(self, llama: Llama, threads: int) -> None:
         super().__init__()
         self.llama = llama
+        self.threads = threads  # its llama.cpp context's threads now
+        self._tokens = PromptTokens(llama)
+
+    def keep_window(self, prompt: Prompt) -> None:
+        """Before evaluating ``prompt``: when its history window stepped past
+        turns this context holds, drop them from the cache rather than
+        evaluate the rest again (kv_shift.py)."""
+        if self.prompt and self.prompt[0] == prompt[0] and self.prompt[1:2] != prompt[1:2]:
+            shift_to(self.llama, self._tokens(self.llama, prompt))
+
+    def use_threads(self, threads: int) -> None:
+        """Decode with ``threads`` from now on (on the models' thread; cheap:
+        llama.cpp takes the count per decode)."""
+        if threads != self.threads:
+            self.llama._ctx.set_n_threads(threads, threads)
+            self.threads = threads
 
 
 S = TypeVar("S", bound=Slot)
@@ -147,6 +171,7 @@ class LlamaLLM(SmolLM):
         models: ModelScheduler | None = None,
     ) -> None:
         self._models = models or scheduler()
+        self._threads = threads
         self._pool = ContextPool(
             [
                 _Context(
@@ -157,7 +182,8 @@ class LlamaLLM(SmolLM):
                         n_threads_batch=threads,
                         n_batch=256,
                         verbose=False,
-                    )
+                    ),
+                    threads,
                 )
                 for _ in range(max(1, sequences))
             ]
@@ -174,6 +200,8 @@ class LlamaLLM(SmolLM):
                 return
             evaluated = context.prompt
             try:
+                context.use_threads(self._threads)  # not urgent: the cheapest way
+                context.keep_window(prompt)
                 context.llama.create_chat_completion(messages=prompt, max_tokens=1)  # type: ignore[arg-type]
                 evaluated = prompt
             finally:
@@ -187,7 +215,7 @@ class LlamaLLM(SmolLM):
         prompt = plain_messages(messages)
         urgency = current()
         context = await self._pool.take(prompt)
-        generation = _Generation(context.llama, prompt, params)
+        generation = _Generation(context, prompt, params, self._width, self._threads)
         # Tokens ahead: the next ones are on their way while the consumer takes this one.
         pending = deque(self._step(generation, urgency) for _ in range(LOOKAHEAD))
         try:
@@ -199,6 +227,12 @@ class LlamaLLM(SmolLM):
             for step in pending:
                 step.cancel()
             await asyncio.shield(self._end(generation, list(pending), context, urgency))
+
+    def _width(self, generation: _Generation) -> int:
+        """Threads for a generation's prompt: every core while nothing else
+        runs or waits (a call on its own gets its first token ~40 ms sooner),
+        else the configured few."""
+        return max(self._threads, self._models.width(generation))
 
     def _step(self, generation: _Generation, urgency: Urgency) -> asyncio.Future[str | None]:
         """The generation's next token, queued now (its lane keeps steps in order)."""
@@ -225,8 +259,20 @@ class LlamaLLM(SmolLM):
 class _Generation:
     """One reply's tokens, stepped on the models' thread."""
 
-    def __init__(self, llama: Llama, prompt: Prompt, params: GenerationParams) -> None:
-        self._llama = llama
+    def __init__(
+        self,
+        context: _Context,
+        prompt: Prompt,
+        params: GenerationParams,
+        width: Callable[[_Generation], int],
+        threads: int,
+    ) -> None:
+        """``width``: threads its prompt may be evaluated with now;
+        ``threads``: those of each token after it."""
+        self._context = context
+        self._llama = context.llama
+        self._width = width
+        self._threads = threads
         self.prompt = prompt
         self._params = params
         self._pieces: Iterator[object] | None = None
@@ -238,6 +284,10 @@ class _Generation:
     def step(self) -> str | None:
         """The next piece of text, or None at the end."""
         if self._pieces is None:
+            # The first step evaluates the new turn's prompt, a batch that two
+            # threads do ~40% faster; each token after it takes one thread.
+            self._context.use_threads(self._width(self))
+            self._context.keep_window(self.prompt)
             p = self._params
             self._pieces = iter(
                 self._llama.create_chat_completion(
@@ -249,6 +299,8 @@ class _Generation:
                     repeat_penalty=p.repeat_penalty,
                 )
             )
+        else:
+            self._context.use_threads(self._threads)
         for chunk in self._pieces:
             delta = chunk["choices"][0]["delta"]  # type: ignore[index]
             content = delta.get("content") if isinstance(delta, dict) else None
