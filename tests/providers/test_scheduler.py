@@ -150,3 +150,31 @@ def test_workers_follow_the_cgroup_cpu_limit(tmp_path: Path) -> None:
     cpu_max.write_text("max 100000\n")
     assert usable_cores(cpu_max) == cores
     assert usable_cores(tmp_path / "missing") == cores
+
+
+async def test_a_job_may_use_every_core_only_while_no_other_lane_runs_or_waits() -> None:
+    models = ModelScheduler(2, "test")
+    lane, other = object(), object()
+    widths: list[int] = []
+    alone = asyncio.ensure_future(models.run(lambda: widths.append(models.width(lane)), lane=lane))
+    await alone
+    assert widths == [2]
+
+    gate = Gate()  # a job of another lane runs: one thread
+    held = asyncio.ensure_future(models.run(gate, lane=other))
+    assert await asyncio.to_thread(gate.started.wait, 10)
+    await models.run(lambda: widths.append(models.width(lane)), lane=lane)
+    gate.opened.set()
+    await held
+    assert widths == [2, 1]
+
+    gate = Gate()  # its own lane's next job waits behind it: still every core
+    first = asyncio.ensure_future(models.run(gate, lane=lane))
+    assert await asyncio.to_thread(gate.started.wait, 10)
+    queued = asyncio.ensure_future(models.run(lambda: None, lane=lane))
+    await asyncio.sleep(0)  # it queues
+    assert models.waiting == 1
+    assert models.width(lane) == 2 and models.width(other) == 1
+    gate.opened.set()
+    await asyncio.gather(first, queued)
+    assert ModelScheduler(1, "one").width(lane) == 1
