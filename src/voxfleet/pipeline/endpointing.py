@@ -23,7 +23,7 @@ class EndpointConfig:
     speech_threshold: float = 0.5
     silence_threshold: float = 0.35
     min_speech_ms: float = 96.0
-    speculate_ms: float = 96.0
+    speculate_ms: float = 64.0
     end_ms: float = 384.0
     max_utterance_ms: float = 20000.0
 
