@@ -9,12 +9,21 @@ leaves the next round."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
+from contextlib import aclosing
+from functools import partial
 
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.providers.local import rounds
-from voxfleet.providers.local.llm import LOOKAHEAD, ContextPool, Prompt, SmolLM, model_path
+from voxfleet.providers.local.llm import (
+    LOOKAHEAD,
+    ContextPool,
+    Prompt,
+    SmolLM,
+    Step,
+    ahead,
+    model_path,
+)
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 
@@ -58,25 +67,22 @@ class BatchedLLM(SmolLM):
         urgency = current()
         sequence = await self.pool.take(prompt)
         reply = _Reply(self.rounds, sequence, prompt, params, urgency)
-        # Tokens ahead: the next ones are on their way while the consumer takes this one.
-        pending = deque(self._step(reply) for _ in range(LOOKAHEAD))
-        try:
-            while (piece := await pending[0]) is not None:
-                pending.popleft()
-                pending.append(self._step(reply))
+        async with aclosing(ahead(partial(self._step, reply), partial(self._end, reply))) as pieces:
+            async for piece in pieces:
                 yield piece
-        finally:
-            for step in pending:
-                step.cancel()
-            reply.leave()
-            await asyncio.shield(self._end(reply, list(pending)))
 
-    def _step(self, reply: _Reply) -> asyncio.Future[str | None]:
+    def _step(self, reply: _Reply) -> Step:
         """The reply's next piece, queued now (the rounds' lane keeps them in order)."""
         step = self._models.run(reply.step, reply.urgency, lane=self.rounds, kind="llm")
         return asyncio.ensure_future(step)
 
-    async def _end(self, reply: _Reply, pending: list[asyncio.Future[str | None]]) -> None:
+    def _end(self, reply: _Reply, pending: list[Step]) -> Awaitable[None]:
+        """The consumer went away or the reply ended: it takes no part in the
+        next round from now on; then ``_close``."""
+        reply.leave()
+        return self._close(reply, pending)
+
+    async def _close(self, reply: _Reply, pending: list[Step]) -> None:
         """Take the generation out of the rounds (a round already running finishes)
         and free its sequence, whatever happens to the consumer meanwhile."""
         try:

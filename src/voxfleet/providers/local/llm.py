@@ -17,7 +17,8 @@ import asyncio
 import threading
 from abc import abstractmethod
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import Generic, Self, TypeVar
 
@@ -139,6 +140,28 @@ class ContextPool(Generic[S]):
             loop.call_soon_threadsafe(returned.set)
 
 
+Step = asyncio.Future[str | None]
+
+
+async def ahead(
+    step: Callable[[], Step], end: Callable[[list[Step]], Awaitable[None]]
+) -> AsyncGenerator[str, None]:
+    """A generation's pieces, ``step()`` queuing the next one: LOOKAHEAD are
+    on their way while the consumer takes one. When it ends or the consumer
+    goes away, the queued steps are cancelled and ``end(those steps)`` runs to
+    its end whatever happens to the consumer."""
+    pending = deque(step() for _ in range(LOOKAHEAD))
+    try:
+        while (piece := await pending[0]) is not None:
+            pending.popleft()
+            pending.append(step())
+            yield piece
+    finally:
+        for queued in pending:
+            queued.cancel()
+        await asyncio.shield(end(list(pending)))
+
+
 class SmolLM(LLM):
     """The shipped model, whichever way its conversations are held (a context
     each here, a sequence each of one context in batched.py)."""
@@ -216,17 +239,13 @@ class LlamaLLM(SmolLM):
         urgency = current()
         context = await self._pool.take(prompt)
         generation = _Generation(context, prompt, params, self._width, self._threads)
-        # Tokens ahead: the next ones are on their way while the consumer takes this one.
-        pending = deque(self._step(generation, urgency) for _ in range(LOOKAHEAD))
-        try:
-            while (piece := await pending[0]) is not None:
-                pending.popleft()
-                pending.append(self._step(generation, urgency))
+        pieces = ahead(
+            lambda: self._step(generation, urgency),
+            lambda pending: self._end(generation, pending, context, urgency),
+        )
+        async with aclosing(pieces):  # its steps end when this generator is closed
+            async for piece in pieces:
                 yield piece
-        finally:
-            for step in pending:
-                step.cancel()
-            await asyncio.shield(self._end(generation, list(pending), context, urgency))
 
     def _width(self, generation: _Generation) -> int:
         """Threads for a generation's prompt: every core while nothing else
@@ -234,7 +253,7 @@ class LlamaLLM(SmolLM):
         else the configured few."""
         return max(self._threads, self._models.width(generation))
 
-    def _step(self, generation: _Generation, urgency: Urgency) -> asyncio.Future[str | None]:
+    def _step(self, generation: _Generation, urgency: Urgency) -> Step:
         """The generation's next token, queued now (its lane keeps steps in order)."""
         step = self._models.run(generation.step, urgency, lane=generation, kind="llm")
         return asyncio.ensure_future(step)
@@ -242,7 +261,7 @@ class LlamaLLM(SmolLM):
     async def _end(
         self,
         generation: _Generation,
-        pending: list[asyncio.Future[str | None]],
+        pending: list[Step],
         context: _Context,
         urgency: Urgency,
     ) -> None:
