@@ -27,7 +27,8 @@ from bench.common import machine
 from voxfleet.providers.base import LLM
 from voxfleet.providers.chat import ChatMessage, GenerationParams
 from voxfleet.providers.local.batched import BatchedLLM
-from voxfleet.providers.local.llm import LlamaLLM, model_path
+from voxfleet.providers.local.gguf import model_path
+from voxfleet.providers.local.llm import LlamaLLM
 from voxfleet.providers.local.rounds import Rounds
 from voxfleet.providers.local.scheduler import ModelScheduler
 

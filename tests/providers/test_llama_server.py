@@ -21,11 +21,20 @@ from voxfleet.providers.hosted.llm import HostedLLM
 
 pytestmark = pytest.mark.integration
 
+# ``python -m llama_cpp.server``, its model opened as voxfleet opens it
+# (providers/local/gguf.py: plain buffers, which a CPU with AMX needs).
+LAUNCH = (
+    "import runpy\n"
+    "from voxfleet.providers.local.gguf import plain_buffers\n"
+    "with plain_buffers():\n"
+    "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
+)
+
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] (the dev extra)")
-    from voxfleet.providers.local.llm import model_path
+    from voxfleet.providers.local.gguf import model_path
 
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
@@ -33,8 +42,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "llama_cpp.server",
+                "-c",
+                LAUNCH,
                 "--model",
                 str(model_path()),
                 "--host",

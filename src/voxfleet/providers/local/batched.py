@@ -15,6 +15,7 @@ from functools import partial
 
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.providers.local import rounds
+from voxfleet.providers.local.gguf import model_path
 from voxfleet.providers.local.llm import (
     LOOKAHEAD,
     ContextPool,
@@ -22,7 +23,6 @@ from voxfleet.providers.local.llm import (
     SmolLM,
     Step,
     ahead,
-    model_path,
 )
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current

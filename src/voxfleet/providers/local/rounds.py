@@ -19,6 +19,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from voxfleet.observability.metrics import LLM_TOKENS
 from voxfleet.providers.chat import GenerationParams
+from voxfleet.providers.local.gguf import model_params
 from voxfleet.providers.local.llm import Prompt, Slot
 from voxfleet.providers.urgency import Urgency
 
@@ -68,8 +69,9 @@ class Rounds:
     tokens each, and the generations stepping in it."""
 
     def __init__(self, path: Path, threads: int, context: int, sequences: int, batch: int) -> None:
-        model_params = llama_cpp.llama_model_default_params()
-        self.model = internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
+        self.model = internals.LlamaModel(
+            path_model=str(path), params=model_params(), verbose=False
+        )
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = context * sequences
         params.n_batch = params.n_ubatch = batch
