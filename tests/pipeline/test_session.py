@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from voxfleet.pipeline.ports import (
 )
 from voxfleet.pipeline.session import RoomSession
 from voxfleet.providers.base import Providers
+from voxfleet.providers.chat import ChatMessage
 from voxfleet.providers.scripted import EnergyVAD, ScriptedLLM, ScriptedSTT, ScriptedTTS
 
 pytestmark = pytest.mark.unit
@@ -275,3 +276,25 @@ async def test_a_greeting_is_synthesized_once_per_agent_and_heard_whole_on_every
         assert finals(h.link, "agent")[0]["text"] == "Welcome to the line."
     assert tts.texts.count("Welcome to the line.") == 1
     assert heard[0] > 0 and heard == [heard[0]] * 3
+
+
+class ReleasingLLM(ScriptedLLM):
+    def __init__(self) -> None:
+        super().__init__(0.02, 0.005)
+        self.released: list[list[tuple[str, str]]] = []
+
+    def release(self, messages: Sequence[ChatMessage]) -> None:
+        self.released.append([(m.role, m.content) for m in messages])
+
+
+async def test_a_room_that_ends_releases_its_conversation_to_the_llm() -> None:
+    llm = ReleasingLLM()
+    using = Providers(vad=EnergyVAD(), stt=ScriptedSTT(0.02), llm=llm, tts=ScriptedTTS(0.01))
+    async with Harness(using=using) as h:
+        await h.link.wait_for(lambda m: m["type"] == "transcript" and m["final"])
+        await h.say(tone(0.6) + silence(0.6))
+        await h.link.wait_for(lambda m: m["type"] == "transcript" and m["final"] and m["seq"] == 2)
+        assert llm.released == []  # not while the call goes on
+    (conversation,) = llm.released
+    assert [role for role, _ in conversation] == ["system", "assistant", "user", "assistant"]
+    assert conversation[2] == ("user", "utterance 0.6 seconds")

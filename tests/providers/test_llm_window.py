@@ -13,7 +13,8 @@ import pytest
 
 from voxfleet.providers.chat import ChatMessage, GenerationParams, plain_messages
 from voxfleet.providers.local.kv_shift import MIN_KEPT, shift_to
-from voxfleet.providers.local.llm import LlamaLLM, Slot
+from voxfleet.providers.local.llm import LlamaLLM
+from voxfleet.providers.local.pool import Slot
 from voxfleet.providers.local.scheduler import ModelScheduler
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def models() -> ModelScheduler:
 
 def counting(llm: LlamaLLM) -> list[int]:
     """Tokens each llama.cpp eval of ``llm``'s only context is given."""
-    (context,) = llm._pool._contexts
+    (context,) = llm.pool._contexts
     evals: list[int] = []
     original = context.llama.eval
 
@@ -72,7 +73,7 @@ async def test_a_window_step_evaluates_only_the_new_turn(
     prompt_tokens = sum(n for n in evals if n > 1)
     assert 0 < prompt_tokens <= 30  # the question's turn, not the ~90-token window
     assert said.strip()
-    (context,) = kept._pool._contexts
+    (context,) = kept.pool._contexts
     tokens = context._tokens(context.llama, plain_messages(stepped))
     assert tokens is not None
     assert context.llama.input_ids[: len(tokens)].tolist() == tokens
@@ -84,7 +85,7 @@ async def test_a_window_step_evaluates_only_the_new_turn(
 
 
 def test_nothing_is_shifted_without_a_long_enough_run_past_a_gap(kept: LlamaLLM) -> None:
-    (context,) = kept._pool._contexts
+    (context,) = kept.pool._contexts
     llama = context.llama
     cached = llama.input_ids[: llama.n_tokens].tolist()
     assert len(cached) > 2 * MIN_KEPT

@@ -71,6 +71,11 @@ class Prefill:
             self._task.cancel()
             self._task = None
 
+    def release(self, messages: list[ChatMessage]) -> None:
+        """The room is done here: what its prompt holds may go to another room."""
+        self.drop()
+        self._llm.release(messages)
+
 
 class Reply:
     def __init__(

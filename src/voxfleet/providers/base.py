@@ -194,6 +194,12 @@ class LLM(Provider):
         with a prompt cache can evaluate it now, off the caller's critical path."""
         return None
 
+    def release(self, messages: Sequence[ChatMessage]) -> None:
+        """Hint that the conversation whose prompt is ``messages`` is over here
+        (its room ended or moved away), so a provider with a prompt cache can
+        give its space to another conversation first."""
+        return None
+
 
 def _broken(name: str, error: Exception, stall: float) -> ProviderError:
     """What a stream that failed after its first piece raises."""

@@ -226,3 +226,7 @@ class FallbackLLM(LLM):
             if breaker.state == "closed":
                 await member.prefill(messages)
                 return
+
+    def release(self, messages: Sequence[ChatMessage]) -> None:
+        for member, _breaker in self._chain.members:
+            member.release(messages)

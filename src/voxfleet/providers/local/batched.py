@@ -18,12 +18,11 @@ from voxfleet.providers.local import rounds
 from voxfleet.providers.local.gguf import model_path
 from voxfleet.providers.local.llm import (
     LOOKAHEAD,
-    ContextPool,
-    Prompt,
     SmolLM,
     Step,
     ahead,
 )
+from voxfleet.providers.local.pool import ContextPool, Prompt
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 
@@ -31,6 +30,8 @@ BATCH = 256  # tokens of one round: prompt chunks of new generations, one per ge
 
 
 class BatchedLLM(SmolLM):
+    pool: ContextPool[rounds.Sequence]
+
     def __init__(
         self,
         threads: int = 1,

@@ -14,12 +14,11 @@ token."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing
-from typing import Generic, Self, TypeVar
+from typing import Any, Self
 
 from llama_cpp import Llama
 
@@ -28,38 +27,12 @@ from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.providers.local.gguf import load_llama
 from voxfleet.providers.local.kv_shift import PromptTokens, shift_to
+from voxfleet.providers.local.pool import ContextPool, Prompt, Slot
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 from voxfleet.settings import Settings
 
 LOOKAHEAD = 2  # tokens queued ahead of the consumer
-Prompt = list[dict[str, str]]
-
-
-class Slot:
-    """A place that holds one conversation's evaluated prompt: a context of
-    its own here, a sequence of a shared context in batched.py."""
-
-    def __init__(self) -> None:
-        self.busy = False
-        self.prompt: Prompt = []  # what its cache holds the start of
-        self.used = 0  # when it was last taken, for least-recently-used ties
-
-    def shared(self, prompt: Prompt) -> int:
-        """Characters of ``prompt`` this context has evaluated and keeps: its
-        start, and when the prompt's window stepped past older turns, the
-        turns after them (kv_shift.py), so a room finds its own context
-        again after a step rather than another room's."""
-        mine, total, i = self.prompt, 0, 0
-        while i < min(len(mine), len(prompt)) and mine[i] == prompt[i]:
-            total += len(prompt[i]["content"]) + 1
-            i += 1
-        if i < len(prompt) and prompt[i] in mine[i + 1 :]:
-            k = mine.index(prompt[i], i + 1)
-            while k < len(mine) and i < len(prompt) and mine[k] == prompt[i]:
-                total += len(prompt[i]["content"]) + 1
-                i, k = i + 1, k + 1
-        return total
 
 
 class _Context(Slot):
@@ -82,56 +55,6 @@ class _Context(Slot):
         if threads != self.threads:
             self.llama._ctx.set_n_threads(threads, threads)
             self.threads = threads
-
-
-S = TypeVar("S", bound=Slot)
-
-
-class ContextPool(Generic[S]):
-    """The contexts, and which one a prompt should use. Generations take one
-    on the event loop and hold it for the whole reply; a prefill takes one on
-    the models' thread only while it runs, so a queued prefill holds nothing."""
-
-    def __init__(self, contexts: list[S]) -> None:
-        self._contexts = contexts
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._uses = 0
-
-    def try_take(self, prompt: Prompt) -> S | None:
-        with self._lock:
-            free = [c for c in self._contexts if not c.busy]
-            if not free:
-                return None
-            best = max(free, key=lambda c: (c.shared(prompt), -c.used))
-            best.busy = True
-            self._uses += 1
-            best.used = self._uses
-            return best
-
-    async def take(self, prompt: Prompt) -> S:
-        returned = asyncio.Event()
-        waiter = (asyncio.get_running_loop(), returned)
-        while (context := self.try_take(prompt)) is None:
-            with self._lock:
-                self._waiters.append(waiter)
-            if (context := self.try_take(prompt)) is not None:  # returned meanwhile
-                break
-            await returned.wait()
-            returned.clear()
-        with self._lock:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-        return context
-
-    def give_back(self, context: S, prompt: Prompt) -> None:
-        """From any thread."""
-        with self._lock:
-            context.busy = False
-            context.prompt = prompt
-            waiters, self._waiters = self._waiters, []
-        for loop, returned in waiters:
-            loop.call_soon_threadsafe(returned.set)
 
 
 Step = asyncio.Future[str | None]
@@ -162,12 +85,16 @@ class SmolLM(LLM):
 
     name = "smollm2-135m"
     capabilities = Capabilities(streaming=True, prompt_cache=True)
+    pool: ContextPool[Any]  # where its conversations are held
 
     @abstractmethod
     def __init__(
         self, threads: int, context: int, sequences: int, models: ModelScheduler | None
     ) -> None:
         """Load the model for ``sequences`` conversations on ``models``."""
+
+    def release(self, messages: Sequence[ChatMessage]) -> None:
+        self.pool.release(plain_messages(messages))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -180,6 +107,8 @@ class SmolLM(LLM):
 
 
 class LlamaLLM(SmolLM):
+    pool: ContextPool[_Context]
+
     def __init__(
         self,
         threads: int = 1,
@@ -189,7 +118,7 @@ class LlamaLLM(SmolLM):
     ) -> None:
         self._models = models or scheduler()
         self._threads = threads
-        self._pool = ContextPool(
+        self.pool = ContextPool(
             [
                 _Context(
                     load_llama(
@@ -211,7 +140,7 @@ class LlamaLLM(SmolLM):
         prompt = plain_messages(messages)
 
         def evaluate() -> None:
-            context = self._pool.try_take(prompt)
+            context = self.pool.try_take(prompt)
             if context is None:
                 return
             evaluated = context.prompt
@@ -221,16 +150,16 @@ class LlamaLLM(SmolLM):
                 context.llama.create_chat_completion(messages=prompt, max_tokens=1)  # type: ignore[arg-type]
                 evaluated = prompt
             finally:
-                self._pool.give_back(context, evaluated)
+                self.pool.give_back(context, evaluated)
 
-        await self._models.run(evaluate, BACKGROUND, lane=self._pool, kind="llm")
+        await self._models.run(evaluate, BACKGROUND, lane=self.pool, kind="llm")
 
     async def _stream(
         self, messages: Sequence[ChatMessage], params: GenerationParams, tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[Piece, None]:
         prompt = plain_messages(messages)
         urgency = current()
-        context = await self._pool.take(prompt)
+        context = await self.pool.take(prompt)
         generation = _Generation(context, prompt, params, self._width, self._threads)
         pieces = ahead(
             lambda: self._step(generation, urgency),
@@ -265,7 +194,7 @@ class LlamaLLM(SmolLM):
             if generation.started:
                 await self._models.run(generation.close, urgency, lane=generation, kind="llm")
         finally:
-            self._pool.give_back(context, generation.prompt)
+            self.pool.give_back(context, generation.prompt)
 
 
 class _Generation:

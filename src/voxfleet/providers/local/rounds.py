@@ -20,7 +20,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from voxfleet.observability.metrics import LLM_TOKENS
 from voxfleet.providers.chat import GenerationParams
 from voxfleet.providers.local.gguf import model_params
-from voxfleet.providers.local.llm import Prompt, Slot
+from voxfleet.providers.local.pool import Prompt, Slot
 from voxfleet.providers.urgency import Urgency
 
 PENALTY_WINDOW = 64  # tokens the repeat penalty looks back on, as llama-cpp-python's
