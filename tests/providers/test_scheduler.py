@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from voxfleet.providers.local.scheduler import ModelScheduler, usable_cores
+from voxfleet.providers.local.scheduler import ModelScheduler, scheduler, usable_cores
 from voxfleet.providers.urgency import BACKGROUND, Level, Urgency, current, use
 
 pytestmark = pytest.mark.unit
@@ -178,3 +178,13 @@ async def test_a_job_may_use_every_core_only_while_no_other_lane_runs_or_waits()
     gate.opened.set()
     await asyncio.gather(first, queued)
     assert ModelScheduler(1, "one").width(lane) == 1
+
+
+def test_numpys_blas_runs_on_the_calling_thread_once_the_models_are_scheduled() -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    np.ones((64, 64)) @ np.ones((64, 64))  # BLAS loaded
+    scheduler()
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)

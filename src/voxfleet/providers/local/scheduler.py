@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar, cast
 
+from threadpoolctl import threadpool_limits
+
 from voxfleet.observability.metrics import (
     MODEL_BUSY_SECONDS,
     MODEL_CPU_SECONDS,
@@ -221,6 +223,10 @@ def scheduler(workers: int = 0) -> ModelScheduler:
     process may use)."""
     with _making:
         if not _shared:
+            # A job's numpy BLAS calls (Whisper's mel filters) stay on its thread:
+            # OpenBLAS's own threads spin after every call, ~0.4 s of CPU per
+            # call of four questions (docs/performance.md).
+            threadpool_limits(1, user_api="blas")
             _shared.append(ModelScheduler(workers or usable_cores()))
         return _shared[0]
 
