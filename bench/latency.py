@@ -230,16 +230,26 @@ def main() -> None:
     parser.add_argument("--turns-per-call", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=1, help="callers talking at once")
     parser.add_argument("--url", help="a running voxfleet; default: start `voxfleet up`")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="VOXFLEET_LLM_SEED of the server it starts (-1: unseeded): a seed gives the same "
+        "conversations the same replies, so runs compare CPU per call for the same words",
+    )
     args = parser.parse_args()
     if args.url:
         result = asyncio.run(run(args.url, args.turns, args.turns_per_call, args.concurrent, None))
     else:
         # Room for every caller: whether the agent takes one is its load budget's call.
-        capacity = {"VOXFLEET_AGENT_CAPACITY": str(max(4, args.concurrent))}
-        with up_server(capacity) as (base, proc):
+        env = {"VOXFLEET_AGENT_CAPACITY": str(max(4, args.concurrent))}
+        if args.seed >= 0:
+            env["VOXFLEET_LLM_SEED"] = str(args.seed)
+        with up_server(env) as (base, proc):
             result = asyncio.run(
                 run(base, args.turns, args.turns_per_call, args.concurrent, proc.pid)
             )
+        result["llm_seed"] = args.seed if args.seed >= 0 else None
     print(json.dumps(result, indent=2))
 
 

@@ -176,6 +176,12 @@ class Settings(MonitorSettings):
         "context each, about 60 MiB at the default context size); more rooms than this "
         "generate in turn.",
     )
+    llm_seed: int | None = Field(
+        None,
+        description="The local LLM draws each reply's tokens with a generator seeded from "
+        "this and the prompt, so the same conversation gets the same reply (benchmarks: "
+        "runs that compare CPU per call say the same things). Unset: a fresh draw each reply.",
+    )
     llm_batching: bool = Field(
         False,
         description="The local LLM steps every room's generation together, one llama.cpp "

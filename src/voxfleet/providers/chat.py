@@ -56,6 +56,7 @@ class GenerationParams:
     top_p: float
     max_tokens: int
     repeat_penalty: float = 1.0
+    seed: int | None = None  # of the random draw (a local model's); None: a fresh one
 
 
 def plain_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:

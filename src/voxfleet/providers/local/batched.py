@@ -67,7 +67,7 @@ class BatchedLLM(SmolLM):
         prompt = plain_messages(messages)
         urgency = current()
         sequence = await self.pool.take(prompt)
-        reply = _Reply(self.rounds, sequence, prompt, params, urgency)
+        reply = _Reply(self.rounds, sequence, prompt, self.drawn(params, prompt), urgency)
         async with aclosing(ahead(partial(self._step, reply), partial(self._end, reply))) as pieces:
             async for piece in pieces:
                 yield piece

@@ -14,10 +14,13 @@ token."""
 from __future__ import annotations
 
 import asyncio
+import json
+import zlib
 from abc import abstractmethod
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, Self
 
 from llama_cpp import Llama
@@ -87,23 +90,34 @@ class SmolLM(LLM):
     capabilities = Capabilities(streaming=True, prompt_cache=True)
     pool: ContextPool[Any]  # where its conversations are held
 
+    seed: int | None = None  # with the prompt, of each reply's draw (Settings.llm_seed)
+
     @abstractmethod
     def __init__(
         self, threads: int, context: int, sequences: int, models: ModelScheduler | None
     ) -> None:
         """Load the model for ``sequences`` conversations on ``models``."""
 
+    def drawn(self, params: GenerationParams, prompt: Prompt) -> GenerationParams:
+        """``params`` with the seed of this prompt's draw, when the draws are seeded."""
+        if self.seed is None:
+            return params
+        text = json.dumps(prompt, sort_keys=True).encode()
+        return replace(params, seed=zlib.crc32(text, self.seed) & 0x7FFFFFFF)
+
     def release(self, messages: Sequence[ChatMessage]) -> None:
         self.pool.release(plain_messages(messages))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        return cls(
+        llm = cls(
             settings.llm_threads,
             settings.llm_context,
             settings.llm_sequences,
             scheduler(settings.model_workers),
         )
+        llm.seed = settings.llm_seed
+        return llm
 
 
 class LlamaLLM(SmolLM):
@@ -160,7 +174,9 @@ class LlamaLLM(SmolLM):
         prompt = plain_messages(messages)
         urgency = current()
         context = await self.pool.take(prompt)
-        generation = _Generation(context, prompt, params, self._width, self._threads)
+        generation = _Generation(
+            context, prompt, self.drawn(params, prompt), self._width, self._threads
+        )
         pieces = ahead(
             lambda: self._step(generation, urgency),
             lambda pending: self._end(generation, pending, context, urgency),
@@ -238,6 +254,7 @@ class _Generation:
                     top_p=p.top_p,
                     max_tokens=p.max_tokens,
                     repeat_penalty=p.repeat_penalty,
+                    seed=p.seed,
                 )
             )
         else:

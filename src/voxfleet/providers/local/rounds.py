@@ -250,7 +250,9 @@ class Sampler:
                 llama_cpp.llama_sampler_init_top_p(params.top_p, 1),
                 llama_cpp.llama_sampler_init_min_p(0.05, 1),
                 llama_cpp.llama_sampler_init_temp(params.temperature),
-                llama_cpp.llama_sampler_init_dist(random.getrandbits(32)),
+                llama_cpp.llama_sampler_init_dist(
+                    random.getrandbits(32) if params.seed is None else params.seed
+                ),
             ]
         for step in steps:  # the chain owns them from here
             llama_cpp.llama_sampler_chain_add(chain, step)
