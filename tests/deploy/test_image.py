@@ -43,6 +43,17 @@ def test_runtime_has_no_local_models_and_local_has_them() -> None:
     assert DOCKERFILE.rstrip().split("\nFROM ")[-1].startswith("base AS runtime")
 
 
+def test_llama_cpp_is_built_for_a_portable_cpu_not_the_build_machines() -> None:
+    """An image built on a runner with AVX-512 or AMX starts on a node without them."""
+    stage = _stage("build-local")
+    args = re.search(r'^ENV CMAKE_ARGS="([^"]+)"$', stage, re.M)
+    assert args is not None, "build-local does not set CMAKE_ARGS"
+    flags = args.group(1).split()
+    assert "-DGGML_NATIVE=OFF" in flags and "-DGGML_AVX2=ON" in flags
+    assert not any("AVX512" in f or "AMX" in f for f in flags)
+    assert stage.index("CMAKE_ARGS") < stage.index('pip install --no-cache-dir ".[local]"')
+
+
 def test_runs_as_a_numeric_non_root_user_with_writable_paths_only_in_data_and_tmp() -> None:
     users = re.findall(r"^USER (\S+)$", DOCKERFILE, re.M)
     assert users[-1] == "10001:10001"
