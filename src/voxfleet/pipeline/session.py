@@ -160,7 +160,7 @@ class RoomSession:
             except (LeaseLost, RoomEnded):
                 log.info("room lost, reply not recorded", room=self.state.room_id)
         await self._tasks.cancel_all()
-        self._turns.prefill(over=True)
+        self._turns.release()
 
     # -- input ------------------------------------------------------------------
 

@@ -282,12 +282,14 @@ class TurnTaker:
             await self._link.send(HangUp())
             self._on_hang_up()
 
-    def prefill(self, over: bool = False) -> None:
+    def prefill(self) -> None:
         """Let the LLM evaluate the prompt so far while the caller talks (when
-        its models have nothing more urgent to do); ``over``: the room is done
-        here, and the LLM may give what it holds of it to another room."""
-        messages = chat_messages(self._profile, self._window())
-        (self._prefill.release if over else self._prefill.start)(messages)
+        its models have nothing more urgent to do)."""
+        self._prefill.start(chat_messages(self._profile, self._window()))
+
+    def release(self) -> None:
+        """The room is done here: the LLM may give what it holds of it to another room."""
+        self._prefill.release(chat_messages(self._profile, self._window()))
 
     def _window(self) -> list[HistoryItem]:
         return self.state.prompt_window(self._profile.generation.history_turns)

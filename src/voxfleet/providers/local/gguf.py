@@ -5,9 +5,10 @@ off. On a CPU with AMX (Intel Sapphire Rapids and later: Azure Dv6/Ev6, and
 the machine our CI ran on), a llama.cpp built for that CPU moves Q4_1
 weights into its AMX buffer, and its AMX matrix multiply then crashes the
 process (SIGSEGV in ggml_backend_amx_mul_mat) on the first prompt of more
-than one token. The extra buffers' other use, repacking Q4_0/Q4_K/IQ4_NL
-weights, does not apply to this Q4_1 model, so turning them off costs
-nothing here; and the weights stay memory-mapped, shared by every context."""
+than one token (llama.cpp issue 20824). The extra buffers' other use,
+repacking Q4_0/Q4_K/IQ4_NL weights, does not apply to this Q4_1 model; what is
+lost is the AMX buffer's faster single tokens on such a CPU (docs/performance.md).
+The weights stay memory-mapped, shared by every context."""
 
 from __future__ import annotations
 

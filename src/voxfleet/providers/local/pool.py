@@ -62,14 +62,25 @@ class Slot:
         and nothing after it but maybe one message (a reply's prompt that was
         heard otherwise in the end). Another room that was asked the same
         first question, and got the same answer, holds more after it."""
-        total, end = self._run(prompt)
-        return total > chars(prompt[:2]) and end >= len(self.prompt) - 1
+        return self._continues(prompt, *self._run(prompt))
+
+    def _continues(self, prompt: Prompt, shared: int, end: int) -> bool:
+        return shared > chars(prompt[:2]) and end >= len(self.prompt) - 1
 
     def holds(self, prompt: Prompt) -> bool:
         """It holds ``prompt``'s conversation up to its last message (a reply
         that may not have been evaluated), not just a few of its messages:
         two rooms asked the same question get the same answer."""
-        return self.continues(prompt) and self.shared(prompt) >= chars(prompt[:-1])
+        shared, end = self._run(prompt)
+        return self._continues(prompt, shared, end) and shared >= chars(prompt[:-1])
+
+    def rank(self, prompt: Prompt) -> tuple[int, int, int]:
+        """Higher is better for ``prompt``: its own conversation's slot, then
+        one nobody needs, then a live conversation's; the most it keeps; the
+        least recently used."""
+        shared, end = self._run(prompt)
+        tier = 2 if self._continues(prompt, shared, end) else 0 if self.owned() else 1
+        return tier, shared, -self.used
 
     def owned(self) -> bool:
         """A live conversation needs what it holds."""
@@ -98,7 +109,7 @@ class ContextPool(Generic[S]):
             free = [c for c in self._contexts if not c.busy]
             if not free:
                 return None
-            best = max(free, key=lambda c: _rank(c, prompt))
+            best = max(free, key=lambda c: c.rank(prompt))
             best.busy = True
             best.released = False
             self._uses += 1
@@ -139,11 +150,3 @@ class ContextPool(Generic[S]):
             for context in self._contexts:
                 if not context.busy and context.holds(prompt):
                     context.released = True
-
-
-def _rank(slot: Slot, prompt: Prompt) -> tuple[int, int, int]:
-    """Higher is better for ``prompt``: its own conversation's slot, then one
-    nobody needs, then a live conversation's; the most it keeps; the least
-    recently used."""
-    tier = 2 if slot.continues(prompt) else 0 if slot.owned() else 1
-    return tier, slot.shared(prompt), -slot.used
