@@ -107,12 +107,19 @@ def listen(host: str, port: int, setting: str) -> socket.socket:
         raise ConfigError(f"{setting}: cannot listen on {host}:{port}: {e.strerror}") from e
 
 
-def _config(app: FastAPI, settings: Settings, lifespan: Literal["on", "off"]) -> uvicorn.Config:
+def server_config(
+    app: FastAPI, settings: Settings, lifespan: Literal["on", "off"]
+) -> uvicorn.Config:
+    """How every voxfleet listener serves ``app``. WebSockets go uncompressed:
+    they carry 20 ms frames of PCM, which permessage-deflate barely shrinks
+    while costing both ends CPU on every frame (6% of an agent's event loop
+    with four calls talking, docs/performance.md)."""
     return uvicorn.Config(
         app,
         log_config=None,
         ws=EdgeWebSocketProtocol,
         ws_max_size=1 << 20,
+        ws_per_message_deflate=False,
         lifespan=lifespan,
         timeout_graceful_shutdown=5,
         proxy_headers=True,
@@ -148,9 +155,11 @@ def run_roles(
     companions = []
     if admin_socket is not None:
         admin_app = create_app(runtime, frozenset({Role.MONITOR}), lifespan=False)
-        companions.append(CompanionServer(_config(admin_app, settings, "off"), [admin_socket]))
+        companions.append(
+            CompanionServer(server_config(admin_app, settings, "off"), [admin_socket])
+        )
     public_app = create_app(runtime, public_roles)
-    server = DrainingServer(_config(public_app, settings, "on"), runtime, companions)
+    server = DrainingServer(server_config(public_app, settings, "on"), runtime, companions)
 
     async def main() -> None:
         tasks = TaskSet("main")

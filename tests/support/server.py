@@ -21,8 +21,8 @@ from voxfleet.pipeline.endpointing import EndpointConfig
 from voxfleet.providers.registry import build_providers
 from voxfleet.roles.app import create_app
 from voxfleet.roles.runtime import ProviderFactory, Role, Runtime
+from voxfleet.serve import server_config
 from voxfleet.settings import Settings
-from voxfleet.transport.wsprotocol import EdgeWebSocketProtocol
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"  # the admin API key of the test servers
 
@@ -54,15 +54,8 @@ async def app_server(
         **{"admin_api_key": ADMIN_KEY, "resume_window_seconds": 1.0, **overrides},
     )
     runtime = Runtime(settings, roles, provider_factory, endpointing=EndpointConfig(end_ms=320))
-    config = uvicorn.Config(
-        create_app(runtime),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        lifespan="on",
-        ws=EdgeWebSocketProtocol,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    config = server_config(create_app(runtime), settings, "on")
+    config.host, config.port = "127.0.0.1", port
     async with serving(config):
         yield f"http://127.0.0.1:{port}", runtime
 

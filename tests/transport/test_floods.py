@@ -135,3 +135,23 @@ async def test_a_flooder_that_never_answers_our_close_is_cut_off(
         writer.close()
         assert gone.result() - started < 5  # uvicorn's own handshake would read for 10 s
         assert (await call.get_call())["end_reason"] == "protocol_error"
+
+
+async def test_audio_sockets_go_uncompressed(tmp_path: Path, profiles: Path) -> None:
+    """The client offers permessage-deflate (websockets does by default); the
+    server declines it: compressing PCM frames costs CPU on both ends per frame
+    and saves next to nothing."""
+    async with app_server(tmp_path, profiles_file=profiles) as (base, _runtime):
+        call = await greeted_call(base)
+        try:
+            assert call.ws is not None
+            offered = (
+                call.ws.request.headers.get("Sec-WebSocket-Extensions") if call.ws.request else None
+            )
+            assert offered is not None and "permessage-deflate" in offered
+            assert call.ws.response is not None
+            assert call.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+            assert call.ws.protocol.extensions == []
+            await turn(call, 0.5, 1)  # audio still flows both ways
+        finally:
+            await call.close()
