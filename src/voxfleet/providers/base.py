@@ -109,6 +109,10 @@ class VADStream(ABC):
     def probability(self, window: Float32Array) -> float:
         """Speech probability of one window of ``self.window`` samples in [-1, 1]."""
 
+    def skip(self, window: Float32Array) -> None:  # noqa: B027 - most streams keep nothing
+        """``window`` goes by unheard (the caller is silent): keep whatever the
+        next window's probability needs from it."""
+
 
 class VAD(Provider):
     """Runs inline on the event loop (a window costs well under a millisecond),

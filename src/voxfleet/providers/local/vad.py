@@ -37,6 +37,9 @@ class _SileroStream(VADStream):
         self._context = window[-CONTEXT:]
         return float(np.asarray(out).ravel()[0])
 
+    def skip(self, window: Float32Array) -> None:
+        self._context = window[-CONTEXT:]
+
 
 class SileroVAD(VAD):
     name = "silero-v6"
