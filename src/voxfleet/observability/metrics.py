@@ -121,6 +121,9 @@ EDGE_SOCKETS = Gauge("voxfleet_edge_sockets", "Caller sockets open on this edge.
 EDGE_FRAMES = Counter(
     "voxfleet_edge_frames_total", "Frames relayed by the edge.", ["direction", "kind"]
 )
+# Counted on every 20 ms frame: the children, looked up once.
+EDGE_AUDIO_UP = EDGE_FRAMES.labels("up", "audio")
+EDGE_AUDIO_DOWN = EDGE_FRAMES.labels("down", "audio")
 EDGE_BAD_FRAMES = Counter(
     "voxfleet_edge_rejected_frames_total", "Client frames rejected, by error code.", ["code"]
 )

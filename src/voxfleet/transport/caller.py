@@ -29,7 +29,7 @@ from voxfleet.messages.client import (
     Transcript,
     parse_client_message,
 )
-from voxfleet.observability.metrics import EDGE_BAD_FRAMES, EDGE_FRAMES
+from voxfleet.observability.metrics import EDGE_AUDIO_UP, EDGE_BAD_FRAMES
 from voxfleet.transport.ratelimit import AudioRateLimit, Bucket
 
 ServerMessage = Ready | State | Transcript | Interrupt | Error | Reconnect | Ended
@@ -163,7 +163,7 @@ class CallerReader:
         except ProtocolError as e:
             await self._bad_frame(e)
             return
-        EDGE_FRAMES.labels("up", "audio").inc()
+        EDGE_AUDIO_UP.inc()
         self._on_audio(data)
 
     async def _on_text(self, text: str) -> None:

@@ -20,7 +20,7 @@ from voxfleet.errors import VoxfleetError
 from voxfleet.messages.client import Ended, Error, HangUp, Ready, Reconnect, State
 from voxfleet.messages.room import Attached, AudioFrame
 from voxfleet.observability.logging import get_logger
-from voxfleet.observability.metrics import CALLS_ENDED, EDGE_FRAMES, EDGE_SOCKETS
+from voxfleet.observability.metrics import CALLS_ENDED, EDGE_AUDIO_DOWN, EDGE_FRAMES, EDGE_SOCKETS
 from voxfleet.store.repository import CallStore
 from voxfleet.transport.caller import INPUT_RATE, MAX_FRAME_MS, CallerReader, CallSocket
 from voxfleet.transport.edge_link import AgentGaveUp, Dispatch, EdgeRoomLink
@@ -174,7 +174,7 @@ class MediaEdge:
         async for event in link.events():
             if isinstance(event, AudioFrame):
                 if sock.ready:
-                    EDGE_FRAMES.labels("down", "audio").inc()
+                    EDGE_AUDIO_DOWN.inc()
                     await sock.send_bytes(event.pcm)
             elif isinstance(event, Attached):
                 if not sock.ready:
