@@ -108,3 +108,26 @@ def test_the_voice_speaks_the_same_audio(tmp_path: Path) -> None:
     before, after = speak(original), speak(tts._voice)
     assert len(before) == len(after) > 22050  # over a second of speech
     assert np.abs(before - after).max() <= 16  # of 32767: float rounding
+
+
+def test_the_session_is_rewritten_or_else_as_shipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """session_2d gives the same outputs whether it could rewrite the model or
+    not: with no usable temporary directory it loads the file as shipped."""
+    import tempfile
+
+    from voxfleet.providers.local.onnx_2d import session_2d
+
+    rng = np.random.default_rng(2)
+    source = tmp_path / "model.onnx"
+    onnx.save(_graph("Conv", rng.standard_normal((8, 8, 3)) * 0.3, pads=[1, 1]), str(source))
+    x = rng.standard_normal((1, 8, 40)).astype(np.float32)
+    expected = _session(source.read_bytes()).run(None, {"x": x})[0]
+
+    rewritten = session_2d(source, ort.SessionOptions())
+    np.testing.assert_allclose(rewritten.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-4)
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    shipped = session_2d(source, ort.SessionOptions())
+    np.testing.assert_allclose(shipped.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-4)

@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
+from voxfleet.observability.logging import get_logger
+
 if TYPE_CHECKING:
     import onnx
 
+log = get_logger(__name__)
 CONVOLUTIONS = ("Conv", "ConvTranspose")
 _AXIS = "voxfleet_height_axis"  # the initializer holding [2], where height goes
 
@@ -94,17 +97,35 @@ def write_2d(source: Path, target: Path) -> int:
 
 def session_2d(source: Path, options: ort.SessionOptions) -> ort.InferenceSession:
     """An onnxruntime session of the model at ``source``, rewritten (in a child
-    process) with 2-D convolutions."""
-    with tempfile.TemporaryDirectory(prefix="voxfleet-2d-") as tmp:
-        target = Path(tmp) / source.name
-        subprocess.run(  # noqa: S603 - this interpreter, this module, our own paths
-            [sys.executable, "-m", __name__, str(source), str(target)],
-            check=True,
-            stdout=subprocess.DEVNULL,
+    process) with 2-D convolutions; of the model as shipped, with a warning,
+    when the rewrite cannot be made (no room in the temporary directory: the
+    chart and Compose give /tmp 64 MiB, the rewritten voice takes 61)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="voxfleet-2d-") as tmp:
+            target = Path(tmp) / source.name
+            subprocess.run(  # noqa: S603 - this interpreter, this module, our own paths
+                [sys.executable, "-m", __name__, str(source), str(target)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            return ort.InferenceSession(
+                str(target), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+    except (OSError, subprocess.CalledProcessError) as e:
+        detail = (
+            e.stderr.decode(errors="replace")[-500:]
+            if isinstance(e, subprocess.CalledProcessError)
+            else str(e)
         )
-        return ort.InferenceSession(
-            str(target), sess_options=options, providers=["CPUExecutionProvider"]
+        log.warning(
+            "model kept as shipped: its 1-D convolutions could not be rewritten",
+            model=source.name,
+            error=detail.strip(),
         )
+    return ort.InferenceSession(
+        str(source), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 if __name__ == "__main__":
