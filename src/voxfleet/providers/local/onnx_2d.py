@@ -39,10 +39,10 @@ def _attributes_2d(node: onnx.NodeProto) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for attribute in node.attribute:
         value = helper.get_attribute_value(attribute)
-        if attribute.name in ("kernel_shape", "strides", "dilations"):
+        if attribute.name in ("kernel_shape", "strides", "dilations", "output_shape"):
             value = [1, *value]
-        elif attribute.name in ("output_padding", "output_shape"):
-            value = [0 if attribute.name == "output_padding" else 1, *value]
+        elif attribute.name == "output_padding":
+            value = [0, *value]
         elif attribute.name == "pads":  # [begin, end] -> [top, begin, bottom, end]
             value = [0, value[0], 0, value[1]]
         attributes[attribute.name] = value

