@@ -85,3 +85,25 @@ def test_a_release_leaves_other_rooms_slots_alone() -> None:
     pool, (a, d) = pool_of(A, first_turn)
     pool.release(prompt("system", "hi", "qe1", "ae1"))  # a room neither holds
     assert not a.released and not d.released
+
+
+def test_a_prefill_takes_no_live_rooms_slot() -> None:
+    pool, (a, b) = pool_of(A, B)
+    assert pool.try_take(NEW, evict=False) is None  # optional work: B would evaluate again
+    assert not a.busy and not b.busy
+    assert pool.try_take([*B, *prompt("qb2")], evict=False) is b  # its own, though
+    pool.give_back(b, B)
+    pool.release(B)
+    assert pool.try_take(NEW, evict=False) is b  # one nobody needs
+
+
+def test_a_room_asked_twice_and_answered_the_same_finds_its_slot_after_its_window_stepped() -> None:
+    # The same answer twice: its window's start is the second one, not the first.
+    held = prompt("system", "hi", "q1", "same", "q1 again", "same", "q2", "a2", "q3")
+    own, other = Slot(), Slot()
+    own.prompt, other.prompt = held, prompt("system", "hi", "qx", "ax")
+    stepped = prompt("system", "same", "q2", "a2", "q3", "a3")  # past hi .. q1 again
+    assert own.shared(stepped) == sum(len(t) + 1 for t in ["system", "same", "q2", "a2", "q3"])
+    assert own.continues(stepped)
+    pool = ContextPool([other, own])
+    assert pool.try_take(stepped, evict=False) is own

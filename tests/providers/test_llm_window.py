@@ -13,7 +13,7 @@ import pytest
 
 from voxfleet.providers.chat import ChatMessage, GenerationParams, plain_messages
 from voxfleet.providers.local.kv_shift import MIN_KEPT, shift_to
-from voxfleet.providers.local.llm import LlamaLLM
+from voxfleet.providers.local.llm import MIN_PREFILL, LlamaLLM
 from voxfleet.providers.local.pool import Slot
 from voxfleet.providers.local.scheduler import ModelScheduler
 
@@ -105,3 +105,29 @@ def test_a_room_finds_its_own_context_again_after_its_window_stepped() -> None:
     stepped = prompt("system", "q2", "a2", "q3")  # the window moved past hi, q1, a1
     assert own.shared(stepped) > other.shared(stepped) > 0
     assert own.shared(prompt("system", "hi", "q1", "a1", "q2", "a2", "q3")) > own.shared(stepped)
+
+
+async def test_a_prefill_leaves_the_replys_turn_to_it_and_a_few_tokens_to_the_reply(
+    models: ModelScheduler,
+) -> None:
+    llm = LlamaLLM(sequences=1, models=models)
+    evals = counting(llm)
+    await llm.prefill([SYSTEM, *HISTORY[:3]])  # a fresh context: its messages
+    (context,) = llm.pool._contexts
+    messages = context._messages(context.llama, plain_messages([SYSTEM, *HISTORY[:3]]))
+    assert messages is not None and evals == [len(messages)]
+    # not the start of an assistant turn: the next prompt has a user's turn there
+    assert context.llama.input_ids[: context.llama.n_tokens].tolist() == messages
+
+    asked = [SYSTEM, *HISTORY[:3], HISTORY[3]]
+    said = await reply(llm, asked)
+    turn = context._tokens(context.llama, plain_messages(asked))
+    assert turn is not None
+    assert evals[1] == len(turn) - len(messages) < 20  # the user's turn only
+
+    evals.clear()
+    await llm.prefill([*asked, ChatMessage("assistant", said)])
+    assert evals == []  # only the reply's end marker was missing: fewer than MIN_PREFILL
+    assert MIN_PREFILL > 2
+    await reply(llm, [*asked, ChatMessage("assistant", said), HISTORY[5]])
+    assert 0 < evals[0] < 20

@@ -49,7 +49,7 @@ class BatchedLLM(SmolLM):
         prompt = plain_messages(messages)
 
         def evaluate() -> None:
-            sequence = self.pool.try_take(prompt)
+            sequence = self.pool.try_take(prompt, evict=False)
             if sequence is None:
                 return
             evaluated = sequence.prompt

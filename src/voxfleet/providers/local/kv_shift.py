@@ -33,15 +33,18 @@ SEQ = 0  # the sequence id llama-cpp-python's Llama evaluates on
 
 class PromptTokens:
     """The token ids ``create_chat_completion`` evaluates for a prompt, made
-    with the model's own chat template the way llama-cpp-python makes them."""
+    with the model's own chat template the way llama-cpp-python makes them;
+    with ``reply=False``, only the prompt's messages, without the start of
+    the assistant's turn that a generation appends."""
 
-    def __init__(self, llama: Llama) -> None:
+    def __init__(self, llama: Llama, *, reply: bool = True) -> None:
         template = llama.metadata.get("tokenizer.chat_template")
         self._formatter = (
             Jinja2ChatFormatter(
                 template=template,
                 eos_token=_text(llama, llama.token_eos()),
                 bos_token=_text(llama, llama.token_bos()),
+                add_generation_prompt=reply,
             )
             if template
             else None

@@ -7,7 +7,8 @@ costs the other conversations the least: its own conversation's slot first;
 else a slot nobody needs any more (its room ended here, or it never held
 more than the common start of every call: system prompt and greeting); and
 only when there is none, a live conversation's slot, the least recently
-used. A room that ends says so (``release``): without that, a new call took
+used (a generation only: a prefill is optional work and waits for a turn).
+A room that ends says so (``release``): without that, a new call took
 whichever slot was least recently used, often a live room's, which then had
 to evaluate its whole conversation again (~150 tokens, ~0.8 s of CPU)."""
 
@@ -44,16 +45,20 @@ class Slot:
 
     def _run(self, prompt: Prompt) -> tuple[int, int]:
         """``shared(prompt)``, and where in what this slot holds it ends."""
-        mine, total, i = self.prompt, 0, 0
-        while i < min(len(mine), len(prompt)) and mine[i] == prompt[i]:
-            total += len(prompt[i]["content"]) + 1
-            i += 1
-        end = i
-        if i < len(prompt) and prompt[i] in mine[i + 1 :]:
-            end = mine.index(prompt[i], i + 1)
-            while end < len(mine) and i < len(prompt) and mine[end] == prompt[i]:
-                total += len(prompt[i]["content"]) + 1
-                i, end = i + 1, end + 1
+        mine = self.prompt
+        start = _common(mine, 0, prompt, 0)
+        total, end = chars(prompt[:start]), start
+        if start < len(prompt):
+            # Past a gap: the longest run of the prompt's next messages this
+            # slot holds. Not the first place its next message appears: a
+            # caller who asks again often gets the same answer twice.
+            runs = (
+                (chars(prompt[start : start + n]), q + n)
+                for q in range(start + 1, len(mine))
+                if (n := _common(mine, q, prompt, start))
+            )
+            gap_run, gap_end = max(runs, default=(0, start))
+            total, end = total + gap_run, gap_end
         return total, end
 
     def continues(self, prompt: Prompt) -> bool:
@@ -87,6 +92,14 @@ class Slot:
         return not self.released and len(self.prompt) > 2
 
 
+def _common(a: Prompt, i: int, b: Prompt, j: int) -> int:
+    """How many messages ``a[i:]`` and ``b[j:]`` share at their start."""
+    n = 0
+    while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
+        n += 1
+    return n
+
+
 S = TypeVar("S", bound=Slot)
 
 
@@ -104,12 +117,20 @@ class ContextPool(Generic[S]):
         # when it comes back holding one of them.
         self._ended: deque[Prompt] = deque(maxlen=2 * len(contexts))
 
-    def try_take(self, prompt: Prompt) -> S | None:
+    def try_take(self, prompt: Prompt, *, evict: bool = True) -> S | None:
+        """The best free slot for ``prompt``, now, or None. ``evict=False``
+        (a prefill): not a live conversation's. A prefill is optional work,
+        and the room it would take the slot from evaluates its whole
+        conversation again at its next turn (a new call's first prefill often
+        comes while the call before it on the agent has not ended yet)."""
         with self._lock:
             free = [c for c in self._contexts if not c.busy]
             if not free:
                 return None
-            best = max(free, key=lambda c: c.rank(prompt))
+            ranks = {id(c): c.rank(prompt) for c in free}
+            best = max(free, key=lambda c: ranks[id(c)])
+            if not evict and ranks[id(best)][0] == 0:
+                return None
             best.busy = True
             best.released = False
             self._uses += 1
