@@ -130,4 +130,4 @@ async def test_a_prefill_leaves_the_replys_turn_to_it_and_a_few_tokens_to_the_re
     assert evals == []  # only the reply's end marker was missing: fewer than MIN_PREFILL
     assert MIN_PREFILL > 2
     await reply(llm, [*asked, ChatMessage("assistant", said), HISTORY[5]])
-    assert 0 < evals[0] < 20
+    assert 0 < evals[0] < 40  # its turn (and any of the reply its text tokenizes otherwise)
