@@ -72,10 +72,13 @@ async def test_espeak_question_is_transcribed(server: str) -> None:
 
 
 async def test_caller_barges_in_on_the_greeting(server: str) -> None:
+    # Made before the call: loading Piper here takes seconds on a slow machine,
+    # and the greeting (~4 s) would be over before the caller spoke.
+    speech = piper_speech("Sorry, can you hear me?") + silence(1.2)
     call = CallClient(server)
     await call.start()
     await call.wait_for(lambda m: m["type"] == "state" and m["state"] == "speaking", timeout=30)
-    await call.send_audio(piper_speech("Sorry, can you hear me?") + silence(1.2))
+    await call.send_audio(speech)
     await call.wait_for(lambda m: m["type"] == "interrupt", timeout=30)
     cut = await call.wait_for(agent_final(0), timeout=30)
     assert cut.get("interrupted") is True
