@@ -27,6 +27,8 @@ import llama_cpp
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from voxfleet.providers.local.pool import common_run
+
 MIN_KEPT = 16  # tokens a shifted run must keep, or it is evaluated afresh
 SEQ = 0  # the sequence id llama-cpp-python's Llama evaluates on
 
@@ -71,13 +73,13 @@ def shift_to(llama: Llama, tokens: list[int] | None) -> int:
     cached = llama.input_ids[: llama.n_tokens].tolist()
     if not tokens or not cached:
         return 0
-    start = _common(cached, tokens, 0, 0)
+    start = common_run(cached, tokens)
     if start >= len(tokens) or start >= len(cached):
         return 0
     gap_end, kept = 0, 0
     for q in range(start + 1, len(cached)):
         if cached[q] == tokens[start]:
-            run = _common(cached, tokens, q, start)
+            run = common_run(cached, tokens, q, start)
             if run > kept:
                 gap_end, kept = q, run
     if kept < MIN_KEPT:
@@ -96,11 +98,3 @@ def shift_to(llama: Llama, tokens: list[int] | None) -> int:
     llama.input_ids[start : start + kept] = cached[gap_end : gap_end + kept]
     llama.n_tokens = start + kept
     return gap
-
-
-def _common(a: list[int], b: list[int], i: int, j: int) -> int:
-    """How many tokens ``a[i:]`` and ``b[j:]`` share at their start."""
-    n = 0
-    while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
-        n += 1
-    return n

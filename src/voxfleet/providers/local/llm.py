@@ -30,7 +30,7 @@ from voxfleet.providers.base import LLM, Capabilities
 from voxfleet.providers.chat import ChatMessage, GenerationParams, Piece, ToolSpec, plain_messages
 from voxfleet.providers.local.gguf import load_llama
 from voxfleet.providers.local.kv_shift import PromptTokens, shift_to
-from voxfleet.providers.local.pool import ContextPool, Prompt, Slot
+from voxfleet.providers.local.pool import ContextPool, Prompt, Slot, common_run
 from voxfleet.providers.local.scheduler import ModelScheduler, scheduler
 from voxfleet.providers.urgency import BACKGROUND, Urgency, current
 from voxfleet.settings import Settings
@@ -67,10 +67,7 @@ class _Context(Slot):
         if tokens is None:  # no chat template to make them with: its own way
             self.llama.create_chat_completion(messages=prompt, max_tokens=1)  # type: ignore[arg-type]
             return
-        cached = self.llama.input_ids[: self.llama.n_tokens]
-        kept = 0
-        while kept < min(len(cached), len(tokens)) and cached[kept] == tokens[kept]:
-            kept += 1
+        kept = common_run(self.llama.input_ids[: self.llama.n_tokens].tolist(), tokens)
         if len(tokens) - kept < MIN_PREFILL:
             return
         self.llama.n_tokens = kept  # eval drops the cache past it

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 Prompt = list[dict[str, str]]
+T = TypeVar("T")
 
 
 def chars(prompt: Prompt) -> int:
@@ -46,7 +48,7 @@ class Slot:
     def _run(self, prompt: Prompt) -> tuple[int, int]:
         """``shared(prompt)``, and where in what this slot holds it ends."""
         mine = self.prompt
-        start = _common(mine, 0, prompt, 0)
+        start = common_run(mine, prompt)
         total, end = chars(prompt[:start]), start
         if start < len(prompt):
             # Past a gap: the longest run of the prompt's next messages this
@@ -55,7 +57,7 @@ class Slot:
             runs = (
                 (chars(prompt[start : start + n]), q + n)
                 for q in range(start + 1, len(mine))
-                if (n := _common(mine, q, prompt, start))
+                if (n := common_run(mine, prompt, q, start))
             )
             gap_run, gap_end = max(runs, default=(0, start))
             total, end = total + gap_run, gap_end
@@ -92,8 +94,8 @@ class Slot:
         return not self.released and len(self.prompt) > 2
 
 
-def _common(a: Prompt, i: int, b: Prompt, j: int) -> int:
-    """How many messages ``a[i:]`` and ``b[j:]`` share at their start."""
+def common_run(a: Sequence[T], b: Sequence[T], i: int = 0, j: int = 0) -> int:
+    """How many items (messages, tokens) ``a[i:]`` and ``b[j:]`` share at their start."""
     n = 0
     while i + n < len(a) and j + n < len(b) and a[i + n] == b[j + n]:
         n += 1
