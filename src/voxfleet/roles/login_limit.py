@@ -2,7 +2,11 @@
 user name (so neither one address guessing many names nor many addresses
 guessing one name gets far), with the ``limits`` library the call admission
 uses. Every attempt counts, good or bad: a correct password is no reason to
-allow more guesses. Fails open when Redis cannot answer (logged), like the
+allow more guesses. Unlike the admission it uses the library's moving window,
+which is exact: the sliding-window counter weighs the previous window by the
+time left in it and rounds down, so a burst just after a window's edge got one
+attempt more than the limit. A moving window keeps one entry per attempt, at
+most the limit's count per address and name. Fails open when Redis cannot answer (logged), like the
 admission: argon2's cost still slows guessing, and admins are not locked out."""
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import time
 
 from limits import RateLimitItem, parse_many
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from voxfleet.errors import RateLimited
 from voxfleet.observability.logging import get_logger
@@ -26,7 +30,7 @@ class LoginLimiter:
     def __init__(self, settings: Settings) -> None:
         self.limits: list[RateLimitItem] = parse_many(settings.login_rate_limit)
         self._storage, self._pool = limit_storage(settings)
-        self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        self._limiter = MovingWindowRateLimiter(self._storage)
 
     async def check(self, client: str, user: str) -> None:
         """Count one attempt; raise RateLimited when the address or the name is over."""
