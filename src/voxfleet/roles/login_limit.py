@@ -6,8 +6,9 @@ allow more guesses. Unlike the admission it uses the library's moving window,
 which is exact: the sliding-window counter weighs the previous window by the
 time left in it and rounds down, so a burst just after a window's edge got one
 attempt more than the limit. A moving window keeps one entry per attempt, at
-most the limit's count per address and name. Fails open when Redis cannot answer (logged), like the
-admission: argon2's cost still slows guessing, and admins are not locked out."""
+most the limit's count per address and name. Fails open when Redis cannot
+answer (logged), like the admission: argon2's cost still slows guessing, and
+admins are not locked out."""
 
 from __future__ import annotations
 

@@ -129,9 +129,8 @@ class ContextPool(Generic[S]):
             free = [c for c in self._contexts if not c.busy]
             if not free:
                 return None
-            ranks = {id(c): c.rank(prompt) for c in free}
-            best = max(free, key=lambda c: ranks[id(c)])
-            if not evict and ranks[id(best)][0] == 0:
+            (tier, *_), best = max(((c.rank(prompt), c) for c in free), key=lambda r: r[0])
+            if not evict and tier == 0:
                 return None
             best.busy = True
             best.released = False
